@@ -1,0 +1,188 @@
+//! Tier-1 file I/O: building a cache file from the database atomically,
+//! and opening one as a memory-mapped, validated view.
+//!
+//! A build holds an exclusive `flock` on `<cache>.lock` (per open file, so
+//! it works across processes and worker threads alike), writes a temp file
+//! in the same directory, fsyncs it, keeps the previous file as `.bak`,
+//! renames the new one over the old and fsyncs the directory. A file is
+//! never rewritten or truncated in place, so a reader's mapping stays valid.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use crate::db::{queries, Database};
+use crate::error::{Error, Result};
+use crate::format::writer::CacheMeta;
+use crate::format::{write_cache, CacheView, Header};
+
+/// The package version written into every header.
+pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
+
+/// A cache file's companions: lock, backup, and temp name prefix.
+#[derive(Debug, Clone)]
+pub struct CachePaths {
+    pub file: PathBuf,
+    pub lock: PathBuf,
+    pub backup: PathBuf,
+    pub dir: PathBuf,
+    pub temp_prefix: String,
+}
+
+impl CachePaths {
+    pub fn new(file: &Path) -> CachePaths {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "patterns.pcache".into());
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        CachePaths {
+            file: file.to_owned(),
+            lock: dir.join(format!("{name}.lock")),
+            backup: dir.join(format!("{name}.bak")),
+            temp_prefix: format!("{name}.tmp-"),
+            dir,
+        }
+    }
+}
+
+/// A freshly built file and what it holds.
+#[derive(Debug)]
+pub struct Built {
+    pub header: Header,
+    pub file_size: u64,
+    /// False when a valid file of the current generation was already there
+    /// (another process built it while this one waited for the lock).
+    pub wrote: bool,
+}
+
+/// Opens and validates a cache file (header, section hashes, structure).
+pub fn open_view(path: &Path) -> Result<CacheView> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    // SAFETY: cache files are only ever replaced by rename, never modified or
+    // truncated in place (this module is their only writer), so the mapped
+    // bytes cannot change under the view. Every byte is validated before use.
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+    CacheView::open(Box::new(map))
+}
+
+/// Builds the cache file from the database unless (with `force` false) a
+/// valid file of the database's current generation is already in place.
+pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
+    fs::create_dir_all(&paths.dir)
+        .map_err(|e| Error::io(format!("creating {}", paths.dir.display()), e))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.lock)
+        .map_err(|e| Error::io(format!("opening {}", paths.lock.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::io("locking the cache for a build", e))?;
+    // Dropping `lock` closes it, which releases the flock on every path out.
+
+    remove_stale_temps(paths);
+    db.read(|conn| {
+        let generation = queries::generation(conn)?;
+        if !force {
+            if let Ok(view) = open_view(&paths.file) {
+                if view.header().generation == generation.generation {
+                    return Ok(Built {
+                        header: view.header().clone(),
+                        file_size: view.file_size(),
+                        wrote: false,
+                    });
+                }
+            }
+        }
+        let configs = queries::all_configs(conn)?;
+        let meta = CacheMeta {
+            producer: PRODUCER.to_owned(),
+            created_at_ms: generation.changed_at_ms,
+            generation: generation.generation,
+        };
+        let temp = temp_file(paths)?;
+        let mut out = BufWriter::with_capacity(1 << 20, temp);
+        let header =
+            queries::with_all_patterns(conn, |rows| write_cache(&mut out, &meta, rows, &configs))?;
+        let temp = out
+            .into_inner()
+            .map_err(|e| Error::io("flushing the cache file", e.into_error()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("syncing the cache file", e))?;
+        let file_size = temp
+            .as_file()
+            .metadata()
+            .map_err(|e| Error::io("sizing the cache file", e))?
+            .len();
+        keep_backup(paths);
+        temp.persist(&paths.file)
+            .map_err(|e| Error::io(format!("renaming into {}", paths.file.display()), e.error))?;
+        sync_dir(&paths.dir)?;
+        Ok(Built {
+            header,
+            file_size,
+            wrote: true,
+        })
+    })
+}
+
+fn temp_file(paths: &CachePaths) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&paths.temp_prefix);
+    #[cfg(unix)]
+    {
+        // Created with the caller's umask applied, like any file the user makes.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(&paths.dir).map_err(|e| {
+        Error::io(
+            format!("creating a temp file in {}", paths.dir.display()),
+            e,
+        )
+    })
+}
+
+/// Temp files can only be left by a writer that died: the build lock is held.
+fn remove_stale_temps(paths: &CachePaths) {
+    let Ok(entries) = fs::read_dir(&paths.dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&paths.temp_prefix)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The file being replaced stays readable as `.bak` (best effort: a backup
+/// that cannot be made never fails a build).
+fn keep_backup(paths: &CachePaths) {
+    if !paths.file.exists() {
+        return;
+    }
+    let _ = fs::remove_file(&paths.backup);
+    if fs::hard_link(&paths.file, &paths.backup).is_err() {
+        let _ = fs::copy(&paths.file, &paths.backup);
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+    let _ = dir;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Tier 2: the SQLite database, the source of truth.
+//!
+//! WAL mode so readers never wait for the writer; every write is one
+//! `BEGIN IMMEDIATE` transaction, retried while another process holds the
+//! write lock. Reads use a small pool of connections so concurrent async
+//! calls do not queue behind one another.
+
+pub mod queries;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// How long SQLite itself waits on a lock before reporting SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Extra attempts at `BEGIN IMMEDIATE` after SQLITE_BUSY, with backoff.
+const WRITE_RETRIES: u32 = 8;
+/// Idle read connections kept for reuse.
+const READ_POOL_MAX: usize = 4;
+
+/// The database's change counter: advanced by triggers on every committed
+/// row change of patterns or agent configs, from any process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation {
+    pub generation: u64,
+    /// Unix ms of the last change.
+    pub changed_at_ms: i64,
+    /// Patterns in the database (kept by the same triggers).
+    pub pattern_count: u64,
+}
+
+pub struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// What opening found.
+pub struct Opened {
+    pub db: Database,
+    /// The schema version before this open (0: a new database).
+    pub previous_schema: i64,
+}
+
+impl Database {
+    /// Opens or creates the database (and its directory), sets WAL and
+    /// migrates the schema.
+    pub fn open(path: &Path) -> Result<Opened> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let writer = open_connection(path)?;
+        // journal_mode needs a moment of exclusivity; other openers may hold it.
+        with_busy_retry(|| {
+            let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            Ok(mode)
+        })?;
+        let db = Database {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        };
+        let previous_schema = db.write(schema::migrate)?;
+        Ok(Opened {
+            db,
+            previous_schema,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction; commits when it returns Ok,
+    /// rolls back (writing nothing) when it returns Err.
+    pub fn write<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer)?;
+        with_busy_retry(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` on a pooled read connection inside one read transaction, so
+    /// everything it reads is one consistent snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match lock(&self.readers)?.pop() {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let out = (|| {
+            conn.execute_batch("BEGIN DEFERRED")?;
+            let out = f(&conn);
+            // A read transaction has nothing to commit; end it either way.
+            conn.execute_batch("COMMIT")?;
+            out
+        })();
+        if conn.is_autocommit() {
+            let mut pool = lock(&self.readers)?;
+            if pool.len() < READ_POOL_MAX {
+                pool.push(conn);
+            }
+        }
+        out
+    }
+
+    pub fn generation(&self) -> Result<Generation> {
+        self.read(queries::generation)
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // NORMAL in WAL mode: a committed transaction survives a process crash
+    // (SIGKILL); only an OS crash or power loss can take the last ones back.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+fn is_busy(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Db(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn with_busy_retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) => {
+                if attempt >= WRITE_RETRIES {
+                    return Err(Error::DbBusy(e.to_string()));
+                }
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 << attempt.min(6)));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    // A poisoned lock only means another call panicked while holding it; the
+    // connection itself is still sound (SQLite rolls back open transactions).
+    Ok(m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}

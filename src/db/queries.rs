@@ -1,0 +1,188 @@
+//! Every SQL statement of the store. Reads order by id (SQLite's BINARY
+//! collation compares UTF-8 bytes, the same order as Rust's `str`).
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::Generation;
+use crate::error::{Error, Result};
+use crate::format::f32_bytes;
+use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter, Verdict};
+
+const PATTERN_COLUMNS: &str = "id, type, domain, framework, content, embedding, coverage, \
+     flakiness_score, verdict, created_at, last_used, usage_count, success_count, metadata";
+
+fn pattern_from_row(r: &Row<'_>) -> rusqlite::Result<Pattern> {
+    let blob: Vec<u8> = r.get(5)?;
+    let verdict: String = r.get(8)?;
+    Ok(Pattern {
+        id: r.get(0)?,
+        pattern_type: r.get(1)?,
+        domain: r.get(2)?,
+        framework: r.get(3)?,
+        content: r.get(4)?,
+        // The schema's CHECK keeps the blob a whole number of f32s.
+        embedding: f32_bytes::from_le_bytes(&blob),
+        coverage: r.get(6)?,
+        flakiness_score: r.get(7)?,
+        verdict: Verdict::parse(&verdict).unwrap_or_default(),
+        created_at: r.get(9)?,
+        last_used: r.get(10)?,
+        usage_count: r.get(11)?,
+        success_count: r.get(12)?,
+        metadata_json: r.get(13)?,
+    })
+}
+
+fn config_from_row(r: &Row<'_>) -> rusqlite::Result<AgentConfig> {
+    Ok(AgentConfig {
+        agent_id: r.get(0)?,
+        agent_type: r.get(1)?,
+        config_json: r.get(2)?,
+        version: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
+}
+
+pub fn generation(conn: &Connection) -> Result<Generation> {
+    Ok(conn.query_row(
+        "SELECT generation, changed_at, pattern_count FROM cache_state WHERE singleton = 1",
+        [],
+        |r| {
+            Ok(Generation {
+                generation: r.get::<_, i64>(0)? as u64,
+                changed_at_ms: r.get(1)?,
+                pattern_count: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        },
+    )?)
+}
+
+pub fn get_pattern(conn: &Connection, id: &str) -> Result<Option<Pattern>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PATTERN_COLUMNS} FROM patterns WHERE id = ?1"
+    ))?;
+    Ok(stmt.query_row([id], pattern_from_row).optional()?)
+}
+
+pub fn by_index(conn: &Connection, kind: IndexKind, name: &str) -> Result<Vec<Pattern>> {
+    let sql = format!(
+        "SELECT {PATTERN_COLUMNS} FROM patterns WHERE {} = ?1 ORDER BY id",
+        kind.column()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([name], pattern_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> {
+    let mut sql = format!("SELECT {PATTERN_COLUMNS} FROM patterns WHERE 1");
+    let mut args: Vec<&str> = Vec::new();
+    for (kind, value) in [
+        (IndexKind::Domain, &filter.domain),
+        (IndexKind::Type, &filter.pattern_type),
+        (IndexKind::Framework, &filter.framework),
+    ] {
+        if let Some(v) = value {
+            args.push(v);
+            sql.push_str(&format!(" AND {} = ?{}", kind.column(), args.len()));
+        }
+    }
+    sql.push_str(" ORDER BY id");
+    let limit = filter
+        .limit
+        .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+        .unwrap_or(-1);
+    sql.push_str(&format!(" LIMIT {limit}"));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), pattern_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every pattern in id order, handed to `f` as a stream (a cache build).
+pub fn with_all_patterns<T>(
+    conn: &Connection,
+    f: impl FnOnce(&mut dyn Iterator<Item = Result<Pattern>>) -> Result<T>,
+) -> Result<T> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {PATTERN_COLUMNS} FROM patterns ORDER BY id"
+    ))?;
+    let mut rows = stmt
+        .query_map([], pattern_from_row)?
+        .map(|r| r.map_err(Error::from));
+    f(&mut rows)
+}
+
+pub fn all_configs(conn: &Connection) -> Result<Vec<AgentConfig>> {
+    let mut stmt = conn.prepare(
+        "SELECT agent_id, type, config_json, version, updated_at FROM agent_configs ORDER BY agent_id",
+    )?;
+    let rows = stmt.query_map([], config_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn get_config(conn: &Connection, agent_id: &str) -> Result<Option<AgentConfig>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT agent_id, type, config_json, version, updated_at FROM agent_configs WHERE agent_id = ?1",
+    )?;
+    Ok(stmt.query_row([agent_id], config_from_row).optional()?)
+}
+
+/// The embedding dimension the database holds (None when it has no pattern).
+pub fn embedding_dim(conn: &Connection) -> Result<Option<usize>> {
+    let len: Option<i64> = conn
+        .query_row("SELECT length(embedding) FROM patterns LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(len.map(|l| l as usize / 4))
+}
+
+/// Inserts or replaces validated patterns. `created_at` of an existing
+/// pattern is kept when the caller gave none (`keep_created` marks those).
+pub fn upsert_patterns(conn: &Connection, patterns: &[(Pattern, bool)]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT INTO patterns ({PATTERN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(id) DO UPDATE SET
+           type = excluded.type, domain = excluded.domain, framework = excluded.framework,
+           content = excluded.content, embedding = excluded.embedding, coverage = excluded.coverage,
+           flakiness_score = excluded.flakiness_score, verdict = excluded.verdict,
+           created_at = CASE WHEN ?15 THEN patterns.created_at ELSE excluded.created_at END,
+           last_used = excluded.last_used, usage_count = excluded.usage_count,
+           success_count = excluded.success_count, metadata = excluded.metadata"
+    ))?;
+    for (p, keep_created) in patterns {
+        stmt.execute(params![
+            p.id,
+            p.pattern_type,
+            p.domain,
+            p.framework,
+            p.content,
+            f32_bytes::to_le_bytes(&p.embedding),
+            p.coverage,
+            p.flakiness_score,
+            p.verdict.as_str(),
+            p.created_at,
+            p.last_used,
+            p.usage_count,
+            p.success_count,
+            p.metadata_json,
+            keep_created,
+        ])?;
+    }
+    Ok(())
+}
+
+pub fn delete_pattern(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM patterns WHERE id = ?1", [id])? > 0)
+}
+
+pub fn upsert_config(conn: &Connection, c: &AgentConfig) -> Result<()> {
+    conn.execute(
+        "INSERT INTO agent_configs (agent_id, type, config_json, version, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(agent_id) DO UPDATE SET type = excluded.type, config_json = excluded.config_json,
+           version = excluded.version, updated_at = excluded.updated_at",
+        params![c.agent_id, c.agent_type, c.config_json, c.version, c.updated_at],
+    )?;
+    Ok(())
+}

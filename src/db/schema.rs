@@ -1,0 +1,98 @@
+//! Schema versions (`PRAGMA user_version`) and the forward migrations
+//! between them. Each migration runs inside the caller's IMMEDIATE
+//! transaction, so concurrent openers migrate exactly once.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// The statement every change trigger runs: one more generation, and when.
+/// `julianday` rather than `unixepoch('subsec')` so that writes from an older
+/// sqlite3 shell advance the counter too.
+const BUMP: &str = "UPDATE cache_state SET generation = generation + 1, \
+     changed_at = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) WHERE singleton = 1;";
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+fn migrations() -> Vec<String> {
+    let mut v1 = String::from(
+        "CREATE TABLE patterns (
+            id              TEXT    NOT NULL PRIMARY KEY CHECK (length(id) > 0),
+            type            TEXT    NOT NULL CHECK (length(type) > 0),
+            domain          TEXT    NOT NULL CHECK (length(domain) > 0),
+            framework       TEXT    NOT NULL CHECK (length(framework) > 0),
+            content         TEXT    NOT NULL,
+            embedding       BLOB    NOT NULL CHECK (typeof(embedding) = 'blob' AND length(embedding) > 0 AND length(embedding) % 4 = 0),
+            coverage        REAL    CHECK (coverage IS NULL OR (coverage >= 0 AND coverage <= 1)),
+            flakiness_score REAL    CHECK (flakiness_score IS NULL OR (flakiness_score >= 0 AND flakiness_score <= 1)),
+            verdict         TEXT    NOT NULL CHECK (verdict IN ('success', 'failure', 'flaky', 'unknown')),
+            created_at      INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+            last_used       INTEGER CHECK (last_used IS NULL OR typeof(last_used) = 'integer'),
+            usage_count     INTEGER NOT NULL CHECK (typeof(usage_count) = 'integer' AND usage_count >= 0),
+            success_count   INTEGER NOT NULL CHECK (typeof(success_count) = 'integer' AND success_count >= 0),
+            metadata        TEXT    CHECK (metadata IS NULL OR json_valid(metadata))
+        );
+        -- (field, id): lookups come out in id order without a sort.
+        CREATE INDEX patterns_by_domain ON patterns(domain, id);
+        CREATE INDEX patterns_by_type ON patterns(type, id);
+        CREATE INDEX patterns_by_framework ON patterns(framework, id);
+        CREATE TABLE agent_configs (
+            agent_id    TEXT    NOT NULL PRIMARY KEY CHECK (length(agent_id) > 0),
+            type        TEXT    NOT NULL,
+            config_json TEXT    NOT NULL CHECK (json_valid(config_json)),
+            version     TEXT    NOT NULL,
+            updated_at  INTEGER NOT NULL
+        );
+        CREATE TABLE cache_state (
+            singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
+            generation    INTEGER NOT NULL,
+            changed_at    INTEGER NOT NULL,
+            pattern_count INTEGER NOT NULL
+        );
+        INSERT INTO cache_state VALUES (1, 0, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER), 0);
+        ",
+    );
+    for table in ["patterns", "agent_configs"] {
+        for (suffix, event) in [("ins", "INSERT"), ("upd", "UPDATE"), ("del", "DELETE")] {
+            // The pattern count rides along so nobody has to count(*) 100,000 rows.
+            let count = match (table, event) {
+                ("patterns", "INSERT") => {
+                    "UPDATE cache_state SET pattern_count = pattern_count + 1 WHERE singleton = 1;"
+                }
+                ("patterns", "DELETE") => {
+                    "UPDATE cache_state SET pattern_count = pattern_count - 1 WHERE singleton = 1;"
+                }
+                _ => "",
+            };
+            v1.push_str(&format!(
+                "CREATE TRIGGER {table}_{suffix}_generation AFTER {event} ON {table} BEGIN {BUMP} {count} END;\n"
+            ));
+        }
+    }
+    vec![v1]
+}
+
+/// The schema version this release writes.
+pub fn latest_version() -> i64 {
+    migrations().len() as i64
+}
+
+/// Brings the schema to the latest version. Returns the version found.
+/// Must run inside an IMMEDIATE transaction.
+pub fn migrate(conn: &Connection) -> Result<i64> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let all = migrations();
+    let latest = all.len() as i64;
+    if found > latest {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: latest,
+        });
+    }
+    for step in all.iter().skip(found.max(0) as usize) {
+        conn.execute_batch(step)?;
+    }
+    if found != latest {
+        conn.pragma_update(None, "user_version", latest)?;
+    }
+    Ok(found)
+}

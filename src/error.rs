@@ -1,0 +1,106 @@
+//! The one error type of the core, with the stable codes JavaScript sees as `err.code`.
+
+use std::io;
+
+/// Everything the core can fail with. `code()` is the stable string a caller
+/// can match on; messages may change between releases, codes do not.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pattern failed validation; nothing was written.
+    #[error("invalid pattern{}: {reason}", id.as_deref().map(|i| format!(" '{i}'")).unwrap_or_default())]
+    InvalidPattern { id: Option<String>, reason: String },
+    /// An agent configuration failed validation; nothing was written.
+    #[error("invalid agent config: {0}")]
+    InvalidAgentConfig(String),
+    /// An argument (an id, a filter, an option of `open`) is out of its domain.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The instance was shut down.
+    #[error("the pattern cache is closed")]
+    Closed,
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The database stayed locked by other writers past every retry.
+    #[error("database busy: {0}")]
+    DbBusy(String),
+    /// The database was written by a newer release whose schema this one does not know.
+    #[error("database schema version {found} is newer than this release supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// A file system operation failed.
+    #[error("i/o error ({context}): {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The cache file failed an integrity or structure check.
+    #[error("cache file corrupt: {0}")]
+    CacheCorrupt(String),
+    /// The cache file is of another format major version (or not a cache file at all).
+    #[error("cache file incompatible: {0}")]
+    CacheIncompatible(String),
+    /// Tier 1 cannot serve and `fallbackToSQLite` is off.
+    #[error("cache unavailable and fallback to SQLite is disabled: {0}")]
+    CacheUnavailable(String),
+    /// A bug: a panic or a broken invariant. Reported rather than aborting the host.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable code (see README, "Error codes").
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidPattern { .. } => "INVALID_PATTERN",
+            Error::InvalidAgentConfig(_) => "INVALID_AGENT_CONFIG",
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::Closed => "CLOSED",
+            Error::Db(_) => "DB_ERROR",
+            Error::DbBusy(_) => "DB_BUSY",
+            Error::SchemaTooNew { .. } => "SCHEMA_TOO_NEW",
+            Error::Io { .. } => "IO_ERROR",
+            Error::CacheCorrupt(_) => "CACHE_CORRUPT",
+            Error::CacheIncompatible(_) => "CACHE_INCOMPATIBLE",
+            Error::CacheUnavailable(_) => "CACHE_UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid_pattern(id: &str, reason: impl Into<String>) -> Self {
+        Error::InvalidPattern {
+            id: (!id.is_empty()).then(|| id.to_owned()),
+            reason: reason.into(),
+        }
+    }
+
+    /// True for a cache-file problem the loader answers by falling back to SQLite.
+    pub fn is_cache_problem(&self) -> bool {
+        matches!(self, Error::CacheCorrupt(_) | Error::CacheIncompatible(_))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_strings() {
+        assert_eq!(Error::Closed.code(), "CLOSED");
+        assert_eq!(Error::invalid_pattern("a", "x").code(), "INVALID_PATTERN");
+        assert_eq!(Error::io("x", io::Error::other("y")).code(), "IO_ERROR");
+        assert!(Error::invalid_pattern("p1", "bad")
+            .to_string()
+            .contains("'p1'"));
+        assert!(!Error::invalid_pattern("", "bad").to_string().contains("''"));
+    }
+}

@@ -1,0 +1,279 @@
+//! A validated, read-only view of a cache file held in memory or mapped.
+//!
+//! `CacheView::open` checks the header, the hashes of the directory, ids,
+//! indexes and configs sections, and every structural invariant a lookup
+//! relies on. Record bytes are hashed the first time each record is read:
+//! no byte of a record is decoded, let alone returned, before its SHA-256
+//! matched the directory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::codec;
+use super::header::{u64_at, Header, SectionId};
+use super::DIR_ENTRY_LEN;
+use crate::error::{Error, Result};
+use crate::index::{intersect, Indexes};
+use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter};
+
+/// The bytes behind a view: a memory map or an owned buffer.
+pub trait Backing: Send + Sync {
+    fn bytes(&self) -> &[u8];
+}
+
+impl Backing for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Backing for memmap2::Mmap {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+pub struct CacheView {
+    backing: Box<dyn Backing>,
+    header: Header,
+    indexes: Indexes,
+    configs: HashMap<String, AgentConfig>,
+    /// One bit per record: its hash has been checked.
+    verified: Vec<AtomicU64>,
+}
+
+impl std::fmt::Debug for CacheView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheView")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+struct DirEntry {
+    rec_off: u64,
+    rec_len: u64,
+    id_off: u64,
+    id_len: u64,
+    sha256: [u8; 32],
+}
+
+impl CacheView {
+    pub fn open(backing: Box<dyn Backing>) -> Result<CacheView> {
+        let bytes = backing.bytes();
+        let header = Header::decode(bytes)?;
+        for id in [
+            SectionId::Directory,
+            SectionId::Ids,
+            SectionId::Indexes,
+            SectionId::Configs,
+        ] {
+            let s = header.section(id);
+            let data = &bytes[s.offset as usize..(s.offset + s.len) as usize];
+            if Sha256::digest(data).as_slice() != s.sha256 {
+                return Err(Error::CacheCorrupt(format!(
+                    "{id:?} section checksum mismatch"
+                )));
+            }
+        }
+        let count = header.pattern_count;
+        let indexes = codec::decode_indexes(section(bytes, &header, SectionId::Indexes), count)?;
+        let config_list = codec::decode_configs(section(bytes, &header, SectionId::Configs))?;
+        if config_list.len() as u64 != header.config_count
+            || config_list
+                .windows(2)
+                .any(|w| w[0].agent_id >= w[1].agent_id)
+        {
+            return Err(Error::CacheCorrupt(
+                "configs section disagrees with the header or is unordered".into(),
+            ));
+        }
+        let configs = config_list
+            .into_iter()
+            .map(|c| (c.agent_id.clone(), c))
+            .collect();
+        let words = count.div_ceil(64) as usize;
+        let view = CacheView {
+            backing,
+            header,
+            indexes,
+            configs,
+            verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        };
+        view.check_directory()?;
+        Ok(view)
+    }
+
+    /// Records and ids must tile their sections exactly, in order, and ids
+    /// must be UTF-8 in strictly ascending byte order (binary search needs it).
+    fn check_directory(&self) -> Result<()> {
+        let records_len = self.header.section(SectionId::Records).len;
+        let ids_len = self.header.section(SectionId::Ids).len;
+        let (mut rec_end, mut id_end) = (0u64, 0u64);
+        let mut prev: Option<&str> = None;
+        for ordinal in 0..self.len() {
+            let e = self.entry(ordinal);
+            if e.rec_off != rec_end || e.id_off != id_end || e.rec_len == 0 || e.id_len == 0 {
+                return Err(Error::CacheCorrupt(format!(
+                    "directory entry {ordinal} does not follow the previous one"
+                )));
+            }
+            rec_end += e.rec_len;
+            id_end += e.id_len;
+            if rec_end > records_len || id_end > ids_len {
+                return Err(Error::CacheCorrupt(format!(
+                    "directory entry {ordinal} points past its section"
+                )));
+            }
+            let id = std::str::from_utf8(self.id_bytes(&e))
+                .map_err(|_| Error::CacheCorrupt(format!("id {ordinal} is not UTF-8")))?;
+            if prev.is_some_and(|p| p >= id) {
+                return Err(Error::CacheCorrupt(format!(
+                    "ids not ascending at {ordinal}"
+                )));
+            }
+            prev = Some(id);
+        }
+        if rec_end != records_len || id_end != ids_len {
+            return Err(Error::CacheCorrupt(
+                "directory does not cover the records and ids sections".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn len(&self) -> u32 {
+        self.header.pattern_count as u32
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.backing.bytes().len() as u64
+    }
+
+    fn entry(&self, ordinal: u32) -> DirEntry {
+        let dir = section(self.backing.bytes(), &self.header, SectionId::Directory);
+        let at = ordinal as usize * DIR_ENTRY_LEN;
+        let e = &dir[at..at + DIR_ENTRY_LEN];
+        let u32_at = |i: usize| u64::from(u32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]));
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(&e[24..56]);
+        DirEntry {
+            rec_off: u64_at(e, 0),
+            rec_len: u32_at(8),
+            id_off: u32_at(12),
+            id_len: u32_at(16),
+            sha256,
+        }
+    }
+
+    fn id_bytes(&self, e: &DirEntry) -> &[u8] {
+        let ids = section(self.backing.bytes(), &self.header, SectionId::Ids);
+        &ids[e.id_off as usize..(e.id_off + e.id_len) as usize]
+    }
+
+    /// The id of a record (validated UTF-8 at open).
+    pub fn id_at(&self, ordinal: u32) -> &str {
+        std::str::from_utf8(self.id_bytes(&self.entry(ordinal))).unwrap_or_default()
+    }
+
+    pub fn find(&self, id: &str) -> Option<u32> {
+        let (mut lo, mut hi) = (0u32, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.id_at(mid).cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// Decodes one record after checking its hash (once per view).
+    pub fn record(&self, ordinal: u32) -> Result<Pattern> {
+        let e = self.entry(ordinal);
+        let records = section(self.backing.bytes(), &self.header, SectionId::Records);
+        let bytes = &records[e.rec_off as usize..(e.rec_off + e.rec_len) as usize];
+        let (word, bit) = ((ordinal / 64) as usize, 1u64 << (ordinal % 64));
+        if self.verified[word].load(Ordering::Acquire) & bit == 0 {
+            if Sha256::digest(bytes).as_slice() != e.sha256 {
+                return Err(Error::CacheCorrupt(format!(
+                    "record {ordinal} checksum mismatch"
+                )));
+            }
+            self.verified[word].fetch_or(bit, Ordering::Release);
+        }
+        let p = codec::decode_record(bytes)?;
+        if p.id.as_bytes() != self.id_bytes(&e)
+            || p.embedding.len() != self.header.embedding_dim as usize
+        {
+            return Err(Error::CacheCorrupt(format!(
+                "record {ordinal} disagrees with the directory"
+            )));
+        }
+        Ok(p)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Pattern>> {
+        self.find(id).map(|o| self.record(o)).transpose()
+    }
+
+    pub fn records(&self, ordinals: &[u32]) -> Result<Vec<Pattern>> {
+        ordinals.iter().map(|&o| self.record(o)).collect()
+    }
+
+    pub fn by_index(&self, kind: IndexKind, name: &str) -> Result<Vec<Pattern>> {
+        self.records(self.indexes.get(kind, name))
+    }
+
+    /// Ordinals matching every field of the filter, ascending (= id order).
+    pub fn query_ordinals(&self, filter: &PatternFilter) -> Vec<u32> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut lists: Vec<&[u32]> = Vec::new();
+        for (kind, value) in [
+            (IndexKind::Domain, &filter.domain),
+            (IndexKind::Type, &filter.pattern_type),
+            (IndexKind::Framework, &filter.framework),
+        ] {
+            if let Some(v) = value {
+                lists.push(self.indexes.get(kind, v));
+            }
+        }
+        if lists.is_empty() {
+            return (0..self.len()).take(limit).collect();
+        }
+        intersect(&lists, limit)
+    }
+
+    pub fn query(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
+        self.records(&self.query_ordinals(filter))
+    }
+
+    pub fn config(&self, agent_id: &str) -> Option<AgentConfig> {
+        self.configs.get(agent_id).cloned()
+    }
+
+    /// Checks every record's hash and decoding: a full integrity check.
+    pub fn verify_all(&self) -> Result<()> {
+        for o in 0..self.len() {
+            self.record(o)?;
+        }
+        Ok(())
+    }
+}
+
+fn section<'a>(bytes: &'a [u8], header: &Header, id: SectionId) -> &'a [u8] {
+    let s = header.section(id);
+    // In range: Header::decode checked that the sections tile the file.
+    &bytes[s.offset as usize..(s.offset + s.len) as usize]
+}

@@ -1,0 +1,125 @@
+//! Streams a cache file: records first (hashed one by one), then the
+//! directory, ids, indexes and configs, then the header at offset 0.
+//! Equal inputs give equal bytes: every part is in a canonical order and
+//! nothing time- or machine-dependent is written beyond what `CacheMeta` says.
+
+use std::io::{Seek, SeekFrom, Write};
+
+use sha2::{Digest, Sha256};
+
+use super::codec;
+use super::header::{Header, Section, SectionId, FORMAT_VERSION, HEADER_LEN};
+use super::DIR_ENTRY_LEN;
+use crate::error::{Error, Result};
+use crate::index::IndexBuilder;
+use crate::model::{AgentConfig, Pattern};
+
+/// What the header records about the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMeta {
+    pub producer: String,
+    pub created_at_ms: i64,
+    pub generation: u64,
+}
+
+/// Writes a whole cache file to `out` (positioned anywhere; it seeks).
+/// `patterns` must come in strictly ascending id order and share one
+/// embedding dimension; `configs` in ascending agent id order.
+pub fn write_cache<W: Write + Seek>(
+    out: &mut W,
+    meta: &CacheMeta,
+    patterns: impl Iterator<Item = Result<Pattern>>,
+    configs: &[AgentConfig],
+) -> Result<Header> {
+    let io = |e| Error::io("writing cache file", e);
+    out.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
+
+    let mut directory = Vec::new();
+    let mut ids = Vec::new();
+    let mut index = IndexBuilder::default();
+    let mut record = Vec::new();
+    let mut records_len: u64 = 0;
+    let mut count: u64 = 0;
+    let mut dim: Option<usize> = None;
+    let mut last_id: Option<String> = None;
+
+    for p in patterns {
+        let p = p?;
+        if last_id.as_deref().is_some_and(|last| last >= p.id.as_str()) {
+            return Err(Error::Internal(format!(
+                "records out of id order at '{}'",
+                p.id
+            )));
+        }
+        if *dim.get_or_insert(p.embedding.len()) != p.embedding.len() {
+            return Err(Error::Internal(format!(
+                "record '{}' has another embedding dimension",
+                p.id
+            )));
+        }
+        record.clear();
+        codec::encode_record(&p, &mut record)?;
+        out.write_all(&record).map_err(io)?;
+
+        let too_big =
+            || Error::Internal("cache file exceeds the format's 4 GiB id/record limits".into());
+        let rec_len = u32::try_from(record.len()).map_err(|_| too_big())?;
+        let id_off = u32::try_from(ids.len()).map_err(|_| too_big())?;
+        let id_len = u32::try_from(p.id.len()).map_err(|_| too_big())?;
+        directory.extend_from_slice(&records_len.to_le_bytes());
+        directory.extend_from_slice(&rec_len.to_le_bytes());
+        directory.extend_from_slice(&id_off.to_le_bytes());
+        directory.extend_from_slice(&id_len.to_le_bytes());
+        directory.extend_from_slice(&0u32.to_le_bytes());
+        directory.extend_from_slice(&Sha256::digest(&record));
+        ids.extend_from_slice(p.id.as_bytes());
+        index.add(u32::try_from(count).map_err(|_| too_big())?, &p);
+
+        records_len += record.len() as u64;
+        count += 1;
+        last_id = Some(p.id);
+    }
+    debug_assert_eq!(directory.len() as u64, count * DIR_ENTRY_LEN as u64);
+
+    let mut indexes = Vec::new();
+    codec::encode_indexes(&index.finish(), &mut indexes)?;
+    let mut configs_bytes = Vec::new();
+    codec::encode_configs(configs, &mut configs_bytes)?;
+
+    let mut sections = [Section::default(); 5];
+    sections[SectionId::Records as usize] = Section {
+        offset: HEADER_LEN as u64,
+        len: records_len,
+        sha256: [0; 32],
+    };
+    let mut at = HEADER_LEN as u64 + records_len;
+    for (id, bytes) in [
+        (SectionId::Directory, &directory),
+        (SectionId::Ids, &ids),
+        (SectionId::Indexes, &indexes),
+        (SectionId::Configs, &configs_bytes),
+    ] {
+        out.write_all(bytes).map_err(io)?;
+        sections[id as usize] = Section {
+            offset: at,
+            len: bytes.len() as u64,
+            sha256: Sha256::digest(bytes).into(),
+        };
+        at += bytes.len() as u64;
+    }
+
+    let header = Header {
+        version: FORMAT_VERSION,
+        producer: meta.producer.clone(),
+        created_at_ms: meta.created_at_ms,
+        generation: meta.generation,
+        pattern_count: count,
+        config_count: configs.len() as u64,
+        embedding_dim: dim.unwrap_or(0) as u32,
+        sections,
+    };
+    out.seek(SeekFrom::Start(0)).map_err(io)?;
+    out.write_all(&header.encode()).map_err(io)?;
+    out.seek(SeekFrom::Start(at)).map_err(io)?;
+    Ok(header)
+}

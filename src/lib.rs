@@ -1,0 +1,52 @@
+//! pattern-cache: a two-tier store for test patterns.
+//!
+//! # How data flows
+//!
+//! ```text
+//!  JavaScript ──> src/napi (binding: convert, call, map errors)
+//!                    │
+//!                    ▼
+//!               loader::PatternCache ──writes──> db (SQLite, WAL; tier 2, the truth)
+//!                    │    ▲                         │ triggers advance a generation
+//!              reads │    │ rebuild                 ▼ counter on every change
+//!                    ▼    └──── cache_file::build <─┘ (one read transaction)
+//!               format::CacheView  <── mmap ── <cache>.pcache (tier 1)
+//! ```
+//!
+//! * Writes are validated whole (`validate`), then committed to SQLite in one
+//!   `BEGIN IMMEDIATE` transaction. Triggers advance `cache_state.generation`
+//!   for every row change, whichever process or tool made it.
+//! * A cache file records the generation it was built from. The loader
+//!   serves from it only while that equals the newest generation it knows
+//!   (its own writes update that at once; other processes' at most every
+//!   `checkInterval`), so tier 1 never answers with stale data.
+//! * Building streams every pattern, in id order, from one SQLite read
+//!   transaction into a temp file (`format::writer`), then renames it into
+//!   place under a cross-process file lock. Readers map the file
+//!   (`memmap2`), validate the header and small sections at open, and hash
+//!   each record the first time it is read.
+//! * Anything wrong with tier 1 (missing, corrupt, other major, stale,
+//!   unwritable directory) sends reads to SQLite; the reason is in the
+//!   metrics and in a `fallback` event.
+//!
+//! Everything here is plain Rust; only `src/napi` (feature `napi`) touches
+//! N-API, so `cargo test` runs without Node.
+
+pub mod cache_file;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod loader;
+pub mod metrics;
+pub mod model;
+pub mod validate;
+
+#[cfg(feature = "napi")]
+mod napi;
+
+pub use config::{Config, ConfigInput};
+pub use error::{Error, Result};
+pub use loader::{EventSink, MetricsReport, PatternCache, Tier};
+pub use model::*;

@@ -1,0 +1,218 @@
+//! The data the store holds and returns, in plain Rust.
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome a pattern last had. Stored as its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Success,
+    Failure,
+    Flaky,
+    #[default]
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Success => "success",
+            Verdict::Failure => "failure",
+            Verdict::Flaky => "flaky",
+            Verdict::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Some(match s {
+            "success" => Verdict::Success,
+            "failure" => Verdict::Failure,
+            "flaky" => Verdict::Flaky,
+            "unknown" => Verdict::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// The framework and verdict a pattern gets when the caller gives none.
+pub const UNKNOWN: &str = "unknown";
+
+/// A test pattern as stored: every default already filled in.
+///
+/// Timestamps are Unix milliseconds. `metadata_json` is the canonical JSON text
+/// of a JSON object (serde_json's compact form).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pattern {
+    pub id: String,
+    pub pattern_type: String,
+    pub domain: String,
+    pub framework: String,
+    pub content: String,
+    #[serde(with = "crate::format::f32_bytes")]
+    pub embedding: Vec<f32>,
+    pub coverage: Option<f64>,
+    pub flakiness_score: Option<f64>,
+    pub verdict: Verdict,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+    pub usage_count: i64,
+    pub success_count: i64,
+    pub metadata_json: Option<String>,
+}
+
+/// A pattern as a caller writes it: what may be absent is `None`.
+/// Numbers are f64 because that is what JavaScript has; validation turns them
+/// into the stored integer types or rejects them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatternInput {
+    pub id: String,
+    pub pattern_type: String,
+    pub domain: String,
+    pub framework: Option<String>,
+    pub content: String,
+    pub embedding: Vec<f32>,
+    pub coverage: Option<f64>,
+    pub flakiness_score: Option<f64>,
+    pub verdict: Option<String>,
+    pub created_at: Option<f64>,
+    pub last_used: Option<f64>,
+    pub usage_count: Option<f64>,
+    pub success_count: Option<f64>,
+    /// JSON text of an object (JavaScript's `JSON.stringify` of `metadata`).
+    pub metadata_json: Option<String>,
+}
+
+/// An agent configuration entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub agent_id: String,
+    pub agent_type: String,
+    pub config_json: String,
+    pub version: String,
+    pub updated_at: i64,
+}
+
+/// An agent configuration as a caller writes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentConfigInput {
+    pub agent_id: String,
+    pub agent_type: String,
+    pub config_json: String,
+    pub version: String,
+    pub updated_at: f64,
+}
+
+/// Which fields a query must match; all given ones at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PatternFilter {
+    pub domain: Option<String>,
+    pub pattern_type: Option<String>,
+    pub framework: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The three indexed fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    Domain,
+    Type,
+    Framework,
+}
+
+impl IndexKind {
+    pub const ALL: [IndexKind; 3] = [IndexKind::Domain, IndexKind::Type, IndexKind::Framework];
+
+    pub fn key_of(self, p: &Pattern) -> &str {
+        match self {
+            IndexKind::Domain => &p.domain,
+            IndexKind::Type => &p.pattern_type,
+            IndexKind::Framework => &p.framework,
+        }
+    }
+
+    /// The SQLite column holding this field.
+    pub fn column(self) -> &'static str {
+        match self {
+            IndexKind::Domain => "domain",
+            IndexKind::Type => "type",
+            IndexKind::Framework => "framework",
+        }
+    }
+}
+
+/// What caused a rebuild or an invalidation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    PatternStored,
+    PatternDeleted,
+    ConfigUpdated,
+    SchemaMigration,
+    Manual,
+    TtlExpired,
+    Startup,
+    Corruption,
+    VersionMismatch,
+    SourceChanged,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::PatternStored => "pattern_stored",
+            Trigger::PatternDeleted => "pattern_deleted",
+            Trigger::ConfigUpdated => "config_updated",
+            Trigger::SchemaMigration => "schema_migration",
+            Trigger::Manual => "manual",
+            Trigger::TtlExpired => "ttl_expired",
+            Trigger::Startup => "startup",
+            Trigger::Corruption => "corruption",
+            Trigger::VersionMismatch => "version_mismatch",
+            Trigger::SourceChanged => "source_changed",
+        }
+    }
+
+    /// The triggers a caller may pass to `markStale`.
+    pub fn parse_invalidation(s: &str) -> Option<Trigger> {
+        Some(match s {
+            "pattern_stored" => Trigger::PatternStored,
+            "pattern_deleted" => Trigger::PatternDeleted,
+            "config_updated" => Trigger::ConfigUpdated,
+            "schema_migration" => Trigger::SchemaMigration,
+            "manual" => Trigger::Manual,
+            "ttl_expired" => Trigger::TtlExpired,
+            _ => return None,
+        })
+    }
+}
+
+/// What the cache reports as it happens (the contract's `CacheEvent`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheEvent {
+    RebuildStarted {
+        reason: Trigger,
+    },
+    RebuildFinished {
+        pattern_count: u64,
+        duration_ms: f64,
+        cache_file_size: u64,
+    },
+    RebuildFailed {
+        error: String,
+    },
+    Fallback {
+        reason: String,
+    },
+    CorruptionDetected {
+        detail: String,
+    },
+}
+
+/// The outcome of one cache build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildResult {
+    pub success: bool,
+    pub pattern_count: u64,
+    pub duration_ms: f64,
+    pub cache_file_size: u64,
+    pub error: Option<String>,
+}

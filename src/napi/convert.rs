@@ -1,0 +1,314 @@
+//! JavaScript-shaped mirrors of the core types and the conversions between
+//! them. Field names follow the contract (`pattern-cache.d.ts`).
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::config::ConfigInput;
+use crate::error::Error as CoreError;
+use crate::loader::{MetricsReport, Tier};
+use crate::model::{
+    AgentConfig, AgentConfigInput, BuildResult, CacheEvent, Pattern, PatternFilter, PatternInput,
+};
+
+#[napi(object)]
+pub struct JsOpenConfig {
+    pub db_path: Option<String>,
+    pub cache_path: Option<String>,
+    pub enabled: Option<bool>,
+    pub max_age: Option<f64>,
+    pub check_interval: Option<f64>,
+    pub background_rebuild: Option<bool>,
+    #[napi(js_name = "fallbackToSQLite")]
+    pub fallback_to_sqlite: Option<bool>,
+    pub enable_metrics: Option<bool>,
+}
+
+impl JsOpenConfig {
+    pub fn into_core(self) -> ConfigInput {
+        ConfigInput {
+            db_path: self.db_path,
+            cache_path: self.cache_path,
+            enabled: self.enabled,
+            max_age_ms: self.max_age,
+            check_interval_ms: self.check_interval,
+            background_rebuild: self.background_rebuild,
+            fallback_to_sqlite: self.fallback_to_sqlite,
+            enable_metrics: self.enable_metrics,
+        }
+    }
+}
+
+/// A pattern as JavaScript writes it. index.js has already turned
+/// `metadata` into `metadataJson` and a number[] embedding into a Float32Array.
+#[napi(object)]
+pub struct JsTestPattern {
+    pub id: String,
+    #[napi(js_name = "type")]
+    pub pattern_type: String,
+    pub domain: String,
+    pub framework: Option<String>,
+    pub content: String,
+    pub embedding: Float32Array,
+    pub coverage: Option<f64>,
+    pub flakiness_score: Option<f64>,
+    pub verdict: Option<String>,
+    pub created_at: Option<f64>,
+    pub last_used: Option<f64>,
+    pub usage_count: Option<f64>,
+    pub success_count: Option<f64>,
+    pub metadata_json: Option<String>,
+}
+
+impl JsTestPattern {
+    pub fn into_core(self) -> PatternInput {
+        PatternInput {
+            embedding: self.embedding.to_vec(),
+            id: self.id,
+            pattern_type: self.pattern_type,
+            domain: self.domain,
+            framework: self.framework,
+            content: self.content,
+            coverage: self.coverage,
+            flakiness_score: self.flakiness_score,
+            verdict: self.verdict,
+            created_at: self.created_at,
+            last_used: self.last_used,
+            usage_count: self.usage_count,
+            success_count: self.success_count,
+            metadata_json: self.metadata_json,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct JsStoredPattern {
+    pub id: String,
+    #[napi(js_name = "type")]
+    pub pattern_type: String,
+    pub domain: String,
+    pub framework: String,
+    pub content: String,
+    pub embedding: Float32Array,
+    pub coverage: Option<f64>,
+    pub flakiness_score: Option<f64>,
+    pub verdict: String,
+    pub created_at: f64,
+    pub last_used: Option<f64>,
+    pub usage_count: f64,
+    pub success_count: f64,
+    pub metadata: Option<serde_json::Value>,
+}
+
+pub fn pattern_to_js(_env: &Env, p: Pattern) -> napi::Result<JsStoredPattern> {
+    let metadata = match p.metadata_json.as_deref() {
+        // Stored only after validation as a JSON object; a row edited by hand
+        // into something else is returned without metadata rather than failing.
+        Some(json) => serde_json::from_str(json).ok(),
+        None => None,
+    };
+    Ok(JsStoredPattern {
+        embedding: Float32Array::new(p.embedding),
+        id: p.id,
+        pattern_type: p.pattern_type,
+        domain: p.domain,
+        framework: p.framework,
+        content: p.content,
+        coverage: p.coverage,
+        flakiness_score: p.flakiness_score,
+        verdict: p.verdict.as_str().to_owned(),
+        created_at: p.created_at as f64,
+        last_used: p.last_used.map(|t| t as f64),
+        usage_count: p.usage_count as f64,
+        success_count: p.success_count as f64,
+        metadata,
+    })
+}
+
+pub fn patterns_to_js(env: &Env, ps: Vec<Pattern>) -> napi::Result<Vec<JsStoredPattern>> {
+    ps.into_iter().map(|p| pattern_to_js(env, p)).collect()
+}
+
+#[napi(object)]
+pub struct JsPatternFilter {
+    pub domain: Option<String>,
+    #[napi(js_name = "type")]
+    pub pattern_type: Option<String>,
+    pub framework: Option<String>,
+    pub limit: Option<f64>,
+}
+
+impl JsPatternFilter {
+    pub fn into_core(self) -> crate::Result<PatternFilter> {
+        let limit = match self.limit {
+            None => None,
+            Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 => {
+                Some(l.min(usize::MAX as f64) as usize)
+            }
+            Some(l) => {
+                return Err(CoreError::InvalidArgument(format!(
+                    "limit must be a non-negative integer, got {l}"
+                )))
+            }
+        };
+        Ok(PatternFilter {
+            domain: self.domain,
+            pattern_type: self.pattern_type,
+            framework: self.framework,
+            limit,
+        })
+    }
+}
+
+#[napi(object)]
+pub struct JsAgentConfig {
+    pub agent_id: String,
+    #[napi(js_name = "type")]
+    pub agent_type: String,
+    pub config_json: String,
+    pub version: String,
+    pub updated_at: f64,
+}
+
+impl JsAgentConfig {
+    pub fn into_core(self) -> AgentConfigInput {
+        AgentConfigInput {
+            agent_id: self.agent_id,
+            agent_type: self.agent_type,
+            config_json: self.config_json,
+            version: self.version,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+impl From<AgentConfig> for JsAgentConfig {
+    fn from(c: AgentConfig) -> Self {
+        JsAgentConfig {
+            agent_id: c.agent_id,
+            agent_type: c.agent_type,
+            config_json: c.config_json,
+            version: c.version,
+            updated_at: c.updated_at as f64,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct JsBuildResult {
+    pub success: bool,
+    pub pattern_count: f64,
+    pub duration: f64,
+    pub cache_file_size: f64,
+    pub error: Option<String>,
+}
+
+impl From<BuildResult> for JsBuildResult {
+    fn from(r: BuildResult) -> Self {
+        JsBuildResult {
+            success: r.success,
+            pattern_count: r.pattern_count as f64,
+            duration: r.duration_ms,
+            cache_file_size: r.cache_file_size as f64,
+            error: r.error,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct JsCacheMetrics {
+    pub cache_hits: f64,
+    pub cache_misses: f64,
+    pub cache_hit_rate: f64,
+    pub avg_cache_load_time: f64,
+    #[napi(js_name = "avgSQLiteFallbackTime")]
+    pub avg_sqlite_fallback_time: f64,
+    pub cache_corruption_count: f64,
+    pub cache_rebuild_count: f64,
+    pub last_cache_generation_time: f64,
+    pub cache_file_size: f64,
+    pub pattern_count: f64,
+    /// "cache" or "sqlite": which tier answers reads now.
+    pub tier: String,
+    pub cache_unavailable_reason: Option<String>,
+}
+
+impl From<MetricsReport> for JsCacheMetrics {
+    fn from(m: MetricsReport) -> Self {
+        let c = m.counters;
+        JsCacheMetrics {
+            cache_hits: c.cache_hits as f64,
+            cache_misses: c.cache_misses as f64,
+            cache_hit_rate: c.cache_hit_rate,
+            avg_cache_load_time: c.avg_cache_load_ms,
+            avg_sqlite_fallback_time: c.avg_sqlite_fallback_ms,
+            cache_corruption_count: c.cache_corruption_count as f64,
+            cache_rebuild_count: c.cache_rebuild_count as f64,
+            last_cache_generation_time: m.last_cache_generation_time as f64,
+            cache_file_size: m.cache_file_size as f64,
+            pattern_count: m.pattern_count as f64,
+            tier: match m.tier {
+                Tier::Cache => "cache",
+                Tier::Sqlite => "sqlite",
+            }
+            .into(),
+            cache_unavailable_reason: m.cache_unavailable_reason,
+        }
+    }
+}
+
+/// One CacheEvent; which fields are set depends on `type`.
+#[napi(object)]
+pub struct JsCacheEvent {
+    #[napi(js_name = "type")]
+    pub event_type: String,
+    pub reason: Option<String>,
+    pub pattern_count: Option<f64>,
+    pub duration_ms: Option<f64>,
+    pub cache_file_size: Option<f64>,
+    pub error: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<CacheEvent> for JsCacheEvent {
+    fn from(e: CacheEvent) -> Self {
+        let mut js = JsCacheEvent {
+            event_type: String::new(),
+            reason: None,
+            pattern_count: None,
+            duration_ms: None,
+            cache_file_size: None,
+            error: None,
+            detail: None,
+        };
+        match e {
+            CacheEvent::RebuildStarted { reason } => {
+                js.event_type = "rebuild_started".into();
+                js.reason = Some(reason.as_str().into());
+            }
+            CacheEvent::RebuildFinished {
+                pattern_count,
+                duration_ms,
+                cache_file_size,
+            } => {
+                js.event_type = "rebuild_finished".into();
+                js.pattern_count = Some(pattern_count as f64);
+                js.duration_ms = Some(duration_ms);
+                js.cache_file_size = Some(cache_file_size as f64);
+            }
+            CacheEvent::RebuildFailed { error } => {
+                js.event_type = "rebuild_failed".into();
+                js.error = Some(error);
+            }
+            CacheEvent::Fallback { reason } => {
+                js.event_type = "fallback".into();
+                js.reason = Some(reason);
+            }
+            CacheEvent::CorruptionDetected { detail } => {
+                js.event_type = "corruption_detected".into();
+                js.detail = Some(detail);
+            }
+        }
+        js
+    }
+}

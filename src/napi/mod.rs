@@ -1,0 +1,280 @@
+//! The Node binding: converts JavaScript values to core types and back,
+//! runs core calls off the JavaScript thread, and turns core errors into JS
+//! errors with a stable `code`. No logic of its own lives here.
+
+mod convert;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi_derive::napi;
+
+use crate::config::Config;
+use crate::error::Error as CoreError;
+use crate::loader::{EventSink, PatternCache};
+use crate::model::{IndexKind, Trigger};
+use convert::*;
+
+/// A JS `Error` whose `code` is the core error's stable code. Returned as
+/// `Err`, napi throws or rejects with exactly this object.
+fn js_error(env: &Env, e: &CoreError) -> napi::Error {
+    let made = env
+        .create_error(napi::Error::new(Status::GenericFailure, e.to_string()))
+        .and_then(|mut obj| {
+            obj.set_named_property("code", e.code())?;
+            Ok(obj)
+        });
+    match made {
+        Ok(obj) => napi::Error::from(obj.to_unknown()),
+        Err(fallback) => fallback,
+    }
+}
+
+/// Runs core work, turning a panic into `INTERNAL` rather than an abort.
+fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(CoreError::Internal(what))
+    })
+}
+
+type Work<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
+
+/// A core call on the libuv thread pool; `to_js` builds the result on the
+/// JavaScript thread.
+pub struct Job<T: Send + 'static, J> {
+    work: Option<Work<T>>,
+    to_js: fn(&Env, T) -> napi::Result<J>,
+}
+
+impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
+    type Output = crate::Result<T>;
+    type JsValue = J;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let work = self.work.take();
+        Ok(guarded(|| match work {
+            Some(w) => w(),
+            None => Err(CoreError::Internal("job ran twice".into())),
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<J> {
+        match output {
+            Ok(v) => (self.to_js)(&env, v),
+            Err(e) => Err(js_error(&env, &e)),
+        }
+    }
+}
+
+fn job<T: Send + 'static, J>(
+    work: impl FnOnce() -> crate::Result<T> + Send + 'static,
+    to_js: fn(&Env, T) -> napi::Result<J>,
+) -> AsyncTask<Job<T, J>>
+where
+    J: ToNapiValue + TypeName,
+{
+    AsyncTask::new(Job {
+        work: Some(Box::new(work)),
+        to_js,
+    })
+}
+
+fn unit(_: &Env, _: ()) -> napi::Result<()> {
+    Ok(())
+}
+
+fn same<T>(_: &Env, v: T) -> napi::Result<T> {
+    Ok(v)
+}
+
+/// The native half of `PatternCache` (index.js adds the JavaScript half).
+#[napi]
+pub struct NativePatternCache {
+    core: Arc<PatternCache>,
+}
+
+/// Opens the database and cache. `onEvent` is held weakly: it never keeps
+/// the process alive.
+#[napi(ts_return_type = "Promise<NativePatternCache>")]
+pub fn open(
+    config: Option<JsOpenConfig>,
+    on_event: Option<Function<JsCacheEvent, ()>>,
+) -> napi::Result<AsyncTask<Job<PatternCache, NativePatternCache>>> {
+    let input = config.map(JsOpenConfig::into_core).unwrap_or_default();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let sink: Option<EventSink> = match on_event {
+        Some(f) => {
+            let tsfn = f
+                .build_threadsafe_function::<JsCacheEvent>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build()?;
+            Some(Arc::new(move |event| {
+                tsfn.call(
+                    JsCacheEvent::from(event),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
+            }))
+        }
+        None => None,
+    };
+    Ok(job(
+        move || PatternCache::open(Config::resolve(&input, &cwd)?, sink),
+        |_, core| {
+            Ok(NativePatternCache {
+                core: Arc::new(core),
+            })
+        },
+    ))
+}
+
+#[napi]
+impl NativePatternCache {
+    fn run<T: Send + 'static, J: ToNapiValue + TypeName>(
+        &self,
+        work: impl FnOnce(&PatternCache) -> crate::Result<T> + Send + 'static,
+        to_js: fn(&Env, T) -> napi::Result<J>,
+    ) -> AsyncTask<Job<T, J>> {
+        let core = Arc::clone(&self.core);
+        job(move || work(&core), to_js)
+    }
+
+    #[napi(ts_return_type = "Promise<StoredPattern | null>")]
+    pub fn load_pattern(
+        &self,
+        id: String,
+    ) -> AsyncTask<Job<Option<crate::Pattern>, Option<JsStoredPattern>>> {
+        self.run(
+            move |c| c.load_pattern(&id),
+            |env, p| p.map(|p| pattern_to_js(env, p)).transpose(),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<Array<StoredPattern | null>>")]
+    pub fn load_patterns(
+        &self,
+        ids: Vec<String>,
+    ) -> AsyncTask<Job<Vec<Option<crate::Pattern>>, Vec<Option<JsStoredPattern>>>> {
+        self.run(
+            move |c| c.load_patterns(&ids),
+            |env, ps| {
+                ps.into_iter()
+                    .map(|p| p.map(|p| pattern_to_js(env, p)).transpose())
+                    .collect()
+            },
+        )
+    }
+
+    /// `kind` is "domain", "type" or "framework".
+    #[napi(ts_return_type = "Promise<StoredPattern[]>")]
+    pub fn load_by(
+        &self,
+        kind: String,
+        name: String,
+    ) -> napi::Result<AsyncTask<Job<Vec<crate::Pattern>, Vec<JsStoredPattern>>>> {
+        let kind = match kind.as_str() {
+            "domain" => IndexKind::Domain,
+            "type" => IndexKind::Type,
+            "framework" => IndexKind::Framework,
+            _ => {
+                return Err(napi::Error::new(
+                    Status::InvalidArg,
+                    format!("unknown index '{kind}'"),
+                ))
+            }
+        };
+        Ok(self.run(move |c| c.load_by(kind, &name), patterns_to_js))
+    }
+
+    #[napi(ts_return_type = "Promise<StoredPattern[]>")]
+    pub fn query(
+        &self,
+        filter: JsPatternFilter,
+    ) -> AsyncTask<Job<Vec<crate::Pattern>, Vec<JsStoredPattern>>> {
+        let filter = filter.into_core();
+        self.run(move |c| c.query(&filter?), patterns_to_js)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn store_patterns(&self, patterns: Vec<JsTestPattern>) -> AsyncTask<Job<(), ()>> {
+        let inputs: Vec<_> = patterns.into_iter().map(JsTestPattern::into_core).collect();
+        self.run(move |c| c.store_patterns(&inputs), unit)
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn delete_pattern(&self, id: String) -> AsyncTask<Job<bool, bool>> {
+        self.run(move |c| c.delete_pattern(&id), same)
+    }
+
+    #[napi(ts_return_type = "Promise<AgentConfigEntry | null>")]
+    pub fn load_agent_config(
+        &self,
+        agent_id: String,
+    ) -> AsyncTask<Job<Option<crate::AgentConfig>, Option<JsAgentConfig>>> {
+        self.run(
+            move |c| c.load_agent_config(&agent_id),
+            |_, c| Ok(c.map(JsAgentConfig::from)),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn store_agent_config(&self, config: JsAgentConfig) -> AsyncTask<Job<(), ()>> {
+        let input = config.into_core();
+        self.run(move |c| c.store_agent_config(&input), unit)
+    }
+
+    #[napi(ts_return_type = "Promise<CacheBuildResult>")]
+    pub fn rebuild_cache(&self) -> AsyncTask<Job<crate::BuildResult, JsBuildResult>> {
+        self.run(
+            |c| c.rebuild(Trigger::Manual),
+            |_, r| Ok(JsBuildResult::from(r)),
+        )
+    }
+
+    #[napi]
+    pub fn mark_stale(
+        &self,
+        env: Env,
+        trigger: String,
+        requires_rebuild: bool,
+    ) -> napi::Result<()> {
+        let core = &self.core;
+        guarded(|| {
+            let trigger = Trigger::parse_invalidation(&trigger).ok_or_else(|| {
+                CoreError::InvalidArgument(format!("unknown invalidation trigger '{trigger}'"))
+            })?;
+            core.mark_stale(trigger, requires_rebuild)
+        })
+        .map_err(|e| js_error(&env, &e))
+    }
+
+    #[napi]
+    pub fn get_metrics(&self, env: Env) -> napi::Result<JsCacheMetrics> {
+        guarded(|| self.core.metrics())
+            .map(JsCacheMetrics::from)
+            .map_err(|e| js_error(&env, &e))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown(&self) -> AsyncTask<Job<(), ()>> {
+        self.run(
+            |c| {
+                c.shutdown();
+                Ok(())
+            },
+            unit,
+        )
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.core.is_closed()
+    }
+}
