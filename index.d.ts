@@ -1,0 +1,230 @@
+// pattern-cache: a two-tier store for test patterns.
+// Tier 1 is a memory-mapped MessagePack cache file; tier 2 is SQLite, the
+// source of truth. This file is the package's public surface; it satisfies
+// the contract in __test__/contract.d.ts (checked by __test__/contract.test-d.ts).
+
+/** The outcome a pattern last had. */
+export type Verdict = 'success' | 'failure' | 'flaky' | 'unknown'
+
+/** A test pattern as callers write it. */
+export interface TestPattern {
+  /** Unique, non-empty, at most 1,024 UTF-8 bytes, no NUL. */
+  id: string
+  /** Non-empty, at most 256 bytes. Indexed. */
+  type: string
+  /** Non-empty, at most 256 bytes. Indexed. */
+  domain: string
+  /** Non-empty when given, at most 256 bytes. Indexed. Stored as 'unknown' when absent. */
+  framework?: string
+  /** At most 1 MiB of UTF-8. */
+  content: string
+  /**
+   * 1..16,384 finite numbers, all patterns of one database sharing one dimension.
+   * Accepted as either; always returned as Float32Array.
+   */
+  embedding: Float32Array | number[]
+  /** 0..1 */
+  coverage?: number
+  /** 0..1 */
+  flakinessScore?: number
+  /** Stored as 'unknown' when absent. */
+  verdict?: Verdict
+  /** Unix milliseconds (an integer). Defaults to the time of the first store; kept on later stores that omit it. */
+  createdAt?: number
+  /** Unix milliseconds (an integer). */
+  lastUsed?: number
+  /** A non-negative integer; 0 when absent. */
+  usageCount?: number
+  /** A non-negative integer; 0 when absent. */
+  successCount?: number
+  /** Any JSON-serialisable object (as `JSON.stringify` sees it), at most 256 KiB of JSON. */
+  metadata?: Record<string, unknown>
+}
+
+/** A pattern as the cache returns it: defaults filled in, embedding as Float32Array. */
+export interface StoredPattern extends TestPattern {
+  framework: string
+  embedding: Float32Array
+  verdict: Verdict
+  createdAt: number
+  usageCount: number
+  successCount: number
+}
+
+export interface AgentConfigEntry {
+  /** Non-empty, at most 1,024 bytes. */
+  agentId: string
+  type: string
+  /** JSON text (any JSON value), at most 1 MiB. Returned exactly as stored. */
+  configJson: string
+  version: string
+  /** Unix milliseconds (an integer). */
+  updatedAt: number
+}
+
+export type InvalidationTrigger =
+  | 'pattern_stored'
+  | 'pattern_deleted'
+  | 'config_updated'
+  | 'schema_migration'
+  | 'manual'
+  | 'ttl_expired'
+
+export interface CacheInvalidation {
+  trigger: InvalidationTrigger
+  /** Unix milliseconds; now when absent. */
+  timestamp?: number
+  /** true: rebuild now; false: rebuild in the background when convenient. */
+  requiresRebuild: boolean
+  metadata?: Record<string, unknown>
+}
+
+/** What the cache tells its caller, as it happens. The union may grow. */
+export type CacheEvent =
+  | { type: 'rebuild_started'; reason: InvalidationTrigger | 'startup' | 'corruption' | 'version_mismatch' | 'source_changed' }
+  | { type: 'rebuild_finished'; patternCount: number; durationMs: number; cacheFileSize: number }
+  | { type: 'rebuild_failed'; error: string }
+  | { type: 'fallback'; reason: string }
+  | { type: 'corruption_detected'; detail: string }
+
+export interface PatternCacheConfig {
+  /** SQLite database, the source of truth. Default `.pattern-cache/patterns.db` under the current directory. */
+  dbPath?: string
+  /** MessagePack cache file (tier 1), derived from the database. Default `patterns.v1.pcache` beside the database. */
+  cachePath?: string
+  /** false: serve from SQLite only; no cache file is read or written. Default true. */
+  enabled?: boolean
+  /** Cache time-to-live in ms. Default 3_600_000. A background rebuild starts at 80% of it. */
+  maxAge?: number
+  /** How often (ms) to look for changes that other processes committed to the database. Default 1_000; 0 checks on every read. */
+  checkInterval?: number
+  /** Default true. */
+  backgroundRebuild?: boolean
+  /** Default true. When false and the cache cannot answer, a read rebuilds it first and fails with CACHE_UNAVAILABLE if that fails. */
+  fallbackToSQLite?: boolean
+  /** Default true. When false, the counters in getMetrics() stay 0. */
+  enableMetrics?: boolean
+  /** Called for every CacheEvent. Never keeps the process alive. A listener that throws is reported with process.emitWarning. */
+  onEvent?: (event: CacheEvent) => void
+}
+
+export interface CacheMetrics {
+  cacheHits: number
+  cacheMisses: number
+  /** 0..1 */
+  cacheHitRate: number
+  /** ms */
+  avgCacheLoadTime: number
+  /** ms */
+  avgSQLiteFallbackTime: number
+  cacheCorruptionCount: number
+  cacheRebuildCount: number
+  /** Unix ms of the cache file in use; 0 when none. */
+  lastCacheGenerationTime: number
+  /** bytes */
+  cacheFileSize: number
+  patternCount: number
+  /** Which tier answers reads right now. */
+  tier: 'cache' | 'sqlite'
+  /** Why the cache file is not answering reads, when it is not. */
+  cacheUnavailableReason?: string
+}
+
+export interface CacheBuildResult {
+  success: boolean
+  patternCount: number
+  /** ms */
+  duration: number
+  /** bytes */
+  cacheFileSize: number
+  /** Why the build failed, prefixed with its error code in brackets. */
+  error?: string
+}
+
+export interface PatternFilter {
+  domain?: string
+  type?: string
+  framework?: string
+  /** A non-negative integer: at most this many patterns (the first by id). */
+  limit?: number
+}
+
+/** A stable error code (README, "Error codes"). */
+export type ErrorCode =
+  | 'INVALID_PATTERN'
+  | 'INVALID_AGENT_CONFIG'
+  | 'INVALID_ARGUMENT'
+  | 'CLOSED'
+  | 'DB_ERROR'
+  | 'DB_BUSY'
+  | 'SCHEMA_TOO_NEW'
+  | 'IO_ERROR'
+  | 'CACHE_CORRUPT'
+  | 'CACHE_INCOMPATIBLE'
+  | 'CACHE_UNAVAILABLE'
+  | 'INTERNAL'
+
+/** Every error this package rejects or throws with has a `code`. */
+export interface PatternCacheErrorLike extends Error {
+  code: ErrorCode
+}
+
+/** The class of errors raised by argument checks in JavaScript; native errors are plain `Error`s with the same `code`. */
+export declare class PatternCacheError extends Error implements PatternCacheErrorLike {
+  constructor(code: ErrorCode, message: string)
+  code: ErrorCode
+}
+
+export declare const ERROR_CODES: readonly ErrorCode[]
+
+export declare class PatternCache {
+  /**
+   * Not for direct use: call `PatternCache.open()`. Throws TypeError.
+   * @internal
+   */
+  constructor()
+
+  /**
+   * Opens (creating when absent) the database and the cache; ready to serve when it resolves.
+   * A missing, corrupt, old-format or stale cache file is rebuilt here; if that fails, reads are
+   * served from SQLite (see `getMetrics().cacheUnavailableReason`).
+   * @throws INVALID_ARGUMENT for a bad option, DB_ERROR / IO_ERROR / SCHEMA_TOO_NEW when the database cannot be opened.
+   */
+  static open(config?: PatternCacheConfig): Promise<PatternCache>
+
+  /** The pattern with this id, or null. Results of every query are ordered by id (UTF-8 byte order), on either tier. */
+  loadPattern(id: string): Promise<StoredPattern | null>
+  /** One entry per id, in the order given; null where absent. */
+  loadPatterns(ids: string[]): Promise<Array<StoredPattern | null>>
+  loadPatternsByDomain(domain: string): Promise<StoredPattern[]>
+  loadPatternsByType(type: string): Promise<StoredPattern[]>
+  loadPatternsByFramework(framework: string): Promise<StoredPattern[]>
+  /** Patterns matching every field given (an intersection of the indexes), ordered by id. */
+  query(filter: PatternFilter): Promise<StoredPattern[]>
+
+  /**
+   * Inserts or replaces a pattern. Writes go to SQLite in one transaction; a later read in this
+   * process sees them at once. @throws INVALID_PATTERN (nothing written).
+   */
+  storePattern(pattern: TestPattern): Promise<void>
+  /** All or nothing: every pattern is validated first, then all are written in one transaction. */
+  storePatterns(patterns: TestPattern[]): Promise<void>
+  /** true when a pattern was deleted. */
+  deletePattern(id: string): Promise<boolean>
+  loadAgentConfig(agentId: string): Promise<AgentConfigEntry | null>
+  /** Inserts or replaces. @throws INVALID_AGENT_CONFIG (nothing written). */
+  storeAgentConfig(config: AgentConfigEntry): Promise<void>
+
+  /** Stops serving the cache file until it is rebuilt; `requiresRebuild: true` starts a rebuild now. @throws INVALID_ARGUMENT, CLOSED */
+  markStale(event: CacheInvalidation): void
+  /** Rebuilds the cache file from SQLite off the JavaScript thread and swaps it in. A failed build resolves with `success: false`. */
+  rebuildCache(): Promise<CacheBuildResult>
+  /** @throws CLOSED */
+  getMetrics(): CacheMetrics
+
+  /** Idempotent. After it resolves, nothing of this instance keeps the process alive; every other call rejects with CLOSED. */
+  shutdown(): Promise<void>
+  /** True once `shutdown()` was called. */
+  readonly closed: boolean
+  [Symbol.asyncDispose](): Promise<void>
+}
