@@ -478,47 +478,55 @@ impl Inner {
     }
 
     fn serve<T>(
-        &self,
+        self: &Arc<Self>,
         cached: impl Fn(&CacheView) -> Result<T>,
         direct: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        if self.config.enabled {
-            self.refresh_generation()?;
-            if let Some(result) = self.try_tier1(&cached) {
+        let this = self;
+        if this.config.enabled {
+            this.refresh_generation()?;
+            if let Some(result) = Inner::try_tier1(this, &cached) {
                 return result;
             }
-            if !self.config.fallback_to_sqlite {
+            if !this.config.fallback_to_sqlite {
                 // Tier 1 only: bring it up to date now and answer from it.
-                let built = self.rebuild(Trigger::SourceChanged, false);
-                if let Some(result) = self.try_tier1(&cached) {
+                let built = this.rebuild(Trigger::SourceChanged, false);
+                if let Some(result) = Inner::try_tier1(this, &cached) {
                     return result;
                 }
                 return Err(Error::CacheUnavailable(
-                    built.error.unwrap_or_else(|| self.unavailable_reason()),
+                    built.error.unwrap_or_else(|| this.unavailable_reason()),
                 ));
             }
         }
         let started = Instant::now();
-        let out = self.db.read(direct)?;
-        self.record(false, started.elapsed());
+        let out = this.db.read(direct)?;
+        this.record(false, started.elapsed());
         Ok(out)
     }
 
     /// Answers from tier 1 when it is current; `None` means "ask SQLite".
-    fn try_tier1<T>(&self, cached: &impl Fn(&CacheView) -> Result<T>) -> Option<Result<T>> {
-        let view = self.fresh_view()?;
+    /// A corrupt record sends this read to SQLite and replaces the file.
+    fn try_tier1<T>(
+        this: &Arc<Inner>,
+        cached: &impl Fn(&CacheView) -> Result<T>,
+    ) -> Option<Result<T>> {
+        let view = this.fresh_view()?;
         let started = Instant::now();
         match cached(&view) {
             Ok(v) => {
-                self.record(true, started.elapsed());
+                this.record(true, started.elapsed());
                 Some(Ok(v))
             }
             Err(e) if e.is_cache_problem() => {
-                self.corruption(&e);
-                self.drop_view(&format!("the cache file failed a check: {e}"));
-                self.emit(CacheEvent::Fallback {
-                    reason: self.unavailable_reason(),
+                this.corruption(&e);
+                this.drop_view(&format!("the cache file failed a check: {e}"));
+                this.emit(CacheEvent::Fallback {
+                    reason: this.unavailable_reason(),
                 });
+                if this.config.background_rebuild {
+                    Inner::spawn_rebuild(this, Trigger::Corruption);
+                }
                 None
             }
             Err(e) => Some(Err(e)),

@@ -119,7 +119,8 @@ impl Header {
     /// the sections tile the file exactly, in order, from the end of the header.
     pub fn decode(bytes: &[u8]) -> Result<Header> {
         if bytes.len() < 16 || bytes[0..8] != MAGIC {
-            return Err(Error::CacheIncompatible(
+            // Whatever sits where the cache file should be is not one: corrupt.
+            return Err(Error::CacheCorrupt(
                 "not a pattern-cache file (bad magic)".into(),
             ));
         }
@@ -267,10 +268,7 @@ mod tests {
         file.resize(len as usize, 0);
         let mut bad = file.clone();
         bad[0] ^= 1;
-        assert_eq!(
-            Header::decode(&bad).unwrap_err().code(),
-            "CACHE_INCOMPATIBLE"
-        );
+        assert_eq!(Header::decode(&bad).unwrap_err().code(), "CACHE_CORRUPT");
         let mut other = h.clone();
         other.version.major = 2;
         let mut f2 = other.encode().to_vec();
