@@ -66,24 +66,21 @@ pub fn open_view(path: &Path) -> Result<CacheView> {
     // SAFETY: cache files are only ever replaced by rename, never modified or
     // truncated in place (this module is their only writer), so the mapped
     // bytes cannot change under the view. Every byte is validated before use.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
     CacheView::open(Box::new(map))
 }
 
 /// Builds the cache file from the database unless (with `force` false) a
 /// valid file of the database's current generation is already in place.
 pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
-    fs::create_dir_all(&paths.dir)
-        .map_err(|e| Error::io(format!("creating {}", paths.dir.display()), e))?;
+    fs::create_dir_all(&paths.dir).map_err(|e| Error::io(format!("creating {}", paths.dir.display()), e))?;
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&paths.lock)
         .map_err(|e| Error::io(format!("opening {}", paths.lock.display()), e))?;
-    lock.lock()
-        .map_err(|e| Error::io("locking the cache for a build", e))?;
+    lock.lock().map_err(|e| Error::io("locking the cache for a build", e))?;
     // Dropping `lock` closes it, which releases the flock on every path out.
 
     remove_stale_temps(paths);
@@ -91,7 +88,8 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
         let generation = queries::generation(conn)?;
         if !force {
             if let Ok(view) = open_view(&paths.file) {
-                if view.header().generation == generation.generation {
+                if view.header().generation == generation.generation && view.header().source_id == generation.source_id
+                {
                     return Ok(Built {
                         header: view.header().clone(),
                         file_size: view.file_size(),
@@ -105,11 +103,11 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
             producer: PRODUCER.to_owned(),
             created_at_ms: generation.changed_at_ms,
             generation: generation.generation,
+            source_id: generation.source_id,
         };
         let temp = temp_file(paths)?;
         let mut out = BufWriter::with_capacity(1 << 20, temp);
-        let header =
-            queries::with_all_patterns(conn, |rows| write_cache(&mut out, &meta, rows, &configs))?;
+        let header = queries::with_all_patterns(conn, |rows| write_cache(&mut out, &meta, rows, &configs))?;
         let temp = out
             .into_inner()
             .map_err(|e| Error::io("flushing the cache file", e.into_error()))?;
@@ -142,12 +140,9 @@ fn temp_file(paths: &CachePaths) -> Result<tempfile::NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    builder.tempfile_in(&paths.dir).map_err(|e| {
-        Error::io(
-            format!("creating a temp file in {}", paths.dir.display()),
-            e,
-        )
-    })
+    builder
+        .tempfile_in(&paths.dir)
+        .map_err(|e| Error::io(format!("creating a temp file in {}", paths.dir.display()), e))
 }
 
 /// Temp files can only be left by a writer that died: the build lock is held.
@@ -156,11 +151,7 @@ fn remove_stale_temps(paths: &CachePaths) {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(&paths.temp_prefix)
-        {
+        if entry.file_name().to_string_lossy().starts_with(&paths.temp_prefix) {
             let _ = fs::remove_file(entry.path());
         }
     }

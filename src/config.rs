@@ -69,8 +69,8 @@ fn duration_option(what: &str, value: Option<f64>, default: f64, min: f64) -> Re
 impl Config {
     /// Resolves relative paths against `cwd` and fills defaults.
     pub fn resolve(input: &ConfigInput, cwd: &Path) -> Result<Config> {
-        let db_path = path_option("dbPath", &input.db_path)?
-            .unwrap_or_else(|| Path::new(DEFAULT_DIR).join(DEFAULT_DB_FILE));
+        let db_path =
+            path_option("dbPath", &input.db_path)?.unwrap_or_else(|| Path::new(DEFAULT_DIR).join(DEFAULT_DB_FILE));
         let db_path = cwd.join(db_path);
         let cache_path = match path_option("cachePath", &input.cache_path)? {
             Some(p) => cwd.join(p),
@@ -80,21 +80,14 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(default_cache_name())),
         };
         if cache_path == db_path {
-            return Err(Error::InvalidArgument(
-                "cachePath and dbPath name the same file".into(),
-            ));
+            return Err(Error::InvalidArgument("cachePath and dbPath name the same file".into()));
         }
         Ok(Config {
             db_path,
             cache_path,
             enabled: input.enabled.unwrap_or(true),
             max_age: duration_option("maxAge", input.max_age_ms, DEFAULT_MAX_AGE_MS, 1.0)?,
-            check_interval: duration_option(
-                "checkInterval",
-                input.check_interval_ms,
-                DEFAULT_CHECK_INTERVAL_MS,
-                0.0,
-            )?,
+            check_interval: duration_option("checkInterval", input.check_interval_ms, DEFAULT_CHECK_INTERVAL_MS, 0.0)?,
             background_rebuild: input.background_rebuild.unwrap_or(true),
             fallback_to_sqlite: input.fallback_to_sqlite.unwrap_or(true),
             enable_metrics: input.enable_metrics.unwrap_or(true),
@@ -110,10 +103,7 @@ mod tests {
     fn defaults() {
         let c = Config::resolve(&ConfigInput::default(), Path::new("/work")).unwrap();
         assert_eq!(c.db_path, Path::new("/work/.pattern-cache/patterns.db"));
-        assert_eq!(
-            c.cache_path,
-            Path::new("/work/.pattern-cache/patterns.v1.pcache")
-        );
+        assert_eq!(c.cache_path, Path::new("/work/.pattern-cache/patterns.v1.pcache"));
         assert_eq!(c.max_age, Duration::from_secs(3600));
         assert!(c.enabled && c.background_rebuild && c.fallback_to_sqlite && c.enable_metrics);
     }

@@ -37,7 +37,8 @@ pub enum Error {
     /// The cache file failed an integrity or structure check.
     #[error("cache file corrupt: {0}")]
     CacheCorrupt(String),
-    /// The cache file is of another format major version (or not a cache file at all).
+    /// The cache file is of another format major version, or needs features
+    /// (header flags) this release does not know.
     #[error("cache file incompatible: {0}")]
     CacheIncompatible(String),
     /// Tier 1 cannot serve and `fallbackToSQLite` is off.
@@ -98,9 +99,7 @@ mod tests {
         assert_eq!(Error::Closed.code(), "CLOSED");
         assert_eq!(Error::invalid_pattern("a", "x").code(), "INVALID_PATTERN");
         assert_eq!(Error::io("x", io::Error::other("y")).code(), "IO_ERROR");
-        assert!(Error::invalid_pattern("p1", "bad")
-            .to_string()
-            .contains("'p1'"));
+        assert!(Error::invalid_pattern("p1", "bad").to_string().contains("'p1'"));
         assert!(!Error::invalid_pattern("", "bad").to_string().contains("''"));
     }
 }

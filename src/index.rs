@@ -25,20 +25,14 @@ impl Indexes {
     }
 
     pub fn get(&self, kind: IndexKind, name: &str) -> &[u32] {
-        self.by_kind[kind as usize]
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.by_kind[kind as usize].get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Names with their ordinal lists, names in byte order: the on-disk form.
     pub fn as_sections(&self) -> (Section, Section, Section) {
         let sorted = |m: &HashMap<String, Vec<u32>>| -> Section {
             let ordered: BTreeMap<&String, &Vec<u32>> = m.iter().collect();
-            ordered
-                .into_iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+            ordered.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         (
             sorted(&self.by_kind[0]),
@@ -51,7 +45,13 @@ impl Indexes {
     /// unique, every ordinal is below `count`, each list ascends strictly,
     /// and each kind files every record exactly once.
     pub fn from_sections((d, t, f): (Section, Section, Section), count: u64) -> Result<Indexes> {
-        let raw_name_counts = [d.len(), t.len(), f.len()];
+        for (k, section) in [&d, &t, &f].into_iter().enumerate() {
+            if section.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(Error::CacheCorrupt(format!(
+                    "index {k} names are not strictly ascending"
+                )));
+            }
+        }
         let ix = Indexes {
             by_kind: [
                 d.into_iter().collect(),
@@ -60,9 +60,7 @@ impl Indexes {
             ],
         };
         for (k, map) in ix.by_kind.iter().enumerate() {
-            if map.len() != raw_name_counts[k] {
-                return Err(Error::CacheCorrupt(format!("index {k} repeats a name")));
-            }
+            let mut filed = vec![false; usize::try_from(count).unwrap_or(0)];
             let mut total: u64 = 0;
             for (name, list) in map {
                 if list.is_empty() || list.windows(2).any(|w| w[0] >= w[1]) {
@@ -76,6 +74,12 @@ impl Indexes {
                     )));
                 }
                 total += list.len() as u64;
+                for &o in list {
+                    // In range: the largest ordinal was checked just above.
+                    if std::mem::replace(&mut filed[o as usize], true) {
+                        return Err(Error::CacheCorrupt(format!("index {k} files record {o} twice")));
+                    }
+                }
             }
             if total != count {
                 return Err(Error::CacheCorrupt(format!(
@@ -108,9 +112,7 @@ impl IndexBuilder {
     }
 
     pub fn finish(self) -> Indexes {
-        Indexes {
-            by_kind: self.by_kind,
-        }
+        Indexes { by_kind: self.by_kind }
     }
 }
 
@@ -144,12 +146,28 @@ mod tests {
 
     #[test]
     fn intersect_basic() {
-        assert_eq!(
-            intersect(&[&[1, 3, 5, 7], &[3, 4, 5], &[0, 5, 9]], usize::MAX),
-            vec![5]
-        );
+        assert_eq!(intersect(&[&[1, 3, 5, 7], &[3, 4, 5], &[0, 5, 9]], usize::MAX), vec![5]);
         assert_eq!(intersect(&[&[1, 2, 3]], 2), vec![1, 2]);
         assert!(intersect(&[], 10).is_empty());
+    }
+
+    fn section(pairs: &[(&str, &[u32])]) -> Section {
+        pairs.iter().map(|(n, l)| (n.to_string(), l.to_vec())).collect()
+    }
+
+    #[test]
+    fn from_sections_checks_each_record_is_filed_once_under_sorted_names() {
+        let ok = section(&[("a", &[0]), ("b", &[1])]);
+        assert!(Indexes::from_sections((ok.clone(), ok.clone(), ok.clone()), 2).is_ok());
+        let twice = section(&[("a", &[0]), ("b", &[0])]);
+        let unsorted = section(&[("b", &[1]), ("a", &[0])]);
+        let repeated = section(&[("a", &[0]), ("a", &[1])]);
+        let past_end = section(&[("a", &[0]), ("b", &[2])]);
+        let missing = section(&[("a", &[0])]);
+        for bad in [twice, unsorted, repeated, past_end, missing] {
+            let err = Indexes::from_sections((ok.clone(), bad, ok.clone()), 2).unwrap_err();
+            assert_eq!(err.code(), "CACHE_CORRUPT");
+        }
     }
 
     proptest! {

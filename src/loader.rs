@@ -21,8 +21,7 @@ use crate::error::{Error, Result};
 use crate::format::CacheView;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::model::{
-    AgentConfig, AgentConfigInput, BuildResult, CacheEvent, IndexKind, Pattern, PatternFilter,
-    PatternInput, Trigger,
+    AgentConfig, AgentConfigInput, BuildResult, CacheEvent, IndexKind, Pattern, PatternFilter, PatternInput, Trigger,
 };
 use crate::validate;
 
@@ -88,8 +87,7 @@ impl PatternCache {
     pub fn open(config: Config, events: Option<EventSink>) -> Result<PatternCache> {
         let opened = Database::open(&config.db_path)?;
         let generation = opened.db.generation()?;
-        let migrated =
-            opened.previous_schema != 0 && opened.previous_schema != schema::latest_version();
+        let migrated = opened.previous_schema != 0 && opened.previous_schema != schema::latest_version();
         let inner = Arc::new(Inner {
             paths: CachePaths::new(&config.cache_path),
             config,
@@ -127,8 +125,7 @@ impl PatternCache {
 
     pub fn load_pattern(&self, id: &str) -> Result<Option<Pattern>> {
         validate::id_argument(id)?;
-        self.inner()?
-            .serve(|v| v.get(id), |c| queries::get_pattern(c, id))
+        self.inner()?.serve(|v| v.get(id), |c| queries::get_pattern(c, id))
     }
 
     /// One result per id, in the order given (`None` where absent).
@@ -143,27 +140,20 @@ impl PatternCache {
     }
 
     pub fn load_by(&self, kind: IndexKind, name: &str) -> Result<Vec<Pattern>> {
-        validate::key(kind.column(), name, validate::MAX_NAME_BYTES)
-            .map_err(Error::InvalidArgument)?;
-        self.inner()?.serve(
-            |v| v.by_index(kind, name),
-            |c| queries::by_index(c, kind, name),
-        )
+        validate::key(kind.column(), name, validate::MAX_NAME_BYTES).map_err(Error::InvalidArgument)?;
+        self.inner()?
+            .serve(|v| v.by_index(kind, name), |c| queries::by_index(c, kind, name))
     }
 
     pub fn query(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
         validate::filter(filter)?;
-        self.inner()?
-            .serve(|v| v.query(filter), |c| queries::query(c, filter))
+        self.inner()?.serve(|v| v.query(filter), |c| queries::query(c, filter))
     }
 
     pub fn load_agent_config(&self, agent_id: &str) -> Result<Option<AgentConfig>> {
-        validate::key("agentId", agent_id, validate::MAX_ID_BYTES)
-            .map_err(Error::InvalidArgument)?;
-        self.inner()?.serve(
-            |v| Ok(v.config(agent_id)),
-            |c| queries::get_config(c, agent_id),
-        )
+        validate::key("agentId", agent_id, validate::MAX_ID_BYTES).map_err(Error::InvalidArgument)?;
+        self.inner()?
+            .serve(|v| Ok(v.config(agent_id)), |c| queries::get_config(c, agent_id))
     }
 
     /// Validates the whole batch, then writes it in one transaction.
@@ -193,12 +183,9 @@ impl PatternCache {
     pub fn delete_pattern(&self, id: &str) -> Result<bool> {
         validate::id_argument(id)?;
         let inner = self.inner()?;
-        let (deleted, generation) = inner.db.write(|conn| {
-            Ok((
-                queries::delete_pattern(conn, id)?,
-                queries::generation(conn)?,
-            ))
-        })?;
+        let (deleted, generation) = inner
+            .db
+            .write(|conn| Ok((queries::delete_pattern(conn, id)?, queries::generation(conn)?)))?;
         if deleted {
             inner.saw_own_write(generation, Trigger::PatternDeleted);
         }
@@ -264,11 +251,7 @@ impl PatternCache {
                 Some(v) => u64::from(v.len()),
                 None => inner.pattern_count.load(Ordering::Relaxed),
             },
-            tier: if fresh.is_some() {
-                Tier::Cache
-            } else {
-                Tier::Sqlite
-            },
+            tier: if fresh.is_some() { Tier::Cache } else { Tier::Sqlite },
             cache_unavailable_reason: if fresh.is_some() {
                 None
             } else {
@@ -305,14 +288,9 @@ impl Inner {
     }
 
     fn unavailable_reason(&self) -> String {
-        let reason = self
-            .unavailable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        reason.unwrap_or_else(|| {
-            "the cache file is older than the database (a rebuild will bring it up to date)".into()
-        })
+        let reason = self.unavailable.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        reason
+            .unwrap_or_else(|| "the cache file is older than the database (a rebuild will bring it up to date)".into())
     }
 
     fn drop_view(&self, reason: &str) {
@@ -326,18 +304,18 @@ impl Inner {
             Trigger::SchemaMigration
         } else {
             match cache_file::open_view(&self.paths.file) {
-                Ok(view) if view.header().generation == generation.generation => {
+                // Current only if built from this database, at its generation.
+                Ok(view)
+                    if view.header().generation == generation.generation
+                        && view.header().source_id == generation.source_id =>
+                {
                     self.install(Arc::new(view));
                     return;
                 }
                 Ok(_) => Trigger::SourceChanged,
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    Trigger::Startup
-                }
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Trigger::Startup,
                 Err(e @ Error::CacheIncompatible(_)) => {
-                    self.emit(CacheEvent::CorruptionDetected {
-                        detail: e.to_string(),
-                    });
+                    self.emit(CacheEvent::CorruptionDetected { detail: e.to_string() });
                     Trigger::VersionMismatch
                 }
                 Err(e) => {
@@ -351,9 +329,7 @@ impl Inner {
 
     fn corruption(&self, e: &Error) {
         self.metrics.corruption();
-        self.emit(CacheEvent::CorruptionDetected {
-            detail: e.to_string(),
-        });
+        self.emit(CacheEvent::CorruptionDetected { detail: e.to_string() });
     }
 
     fn install(&self, view: Arc<CacheView>) {
@@ -407,9 +383,7 @@ impl Inner {
             Err(e) => {
                 let error = format!("[{}] {e}", e.code());
                 self.drop_view(&format!("the cache could not be built: {error}"));
-                self.emit(CacheEvent::RebuildFailed {
-                    error: error.clone(),
-                });
+                self.emit(CacheEvent::RebuildFailed { error: error.clone() });
                 self.emit(CacheEvent::Fallback {
                     reason: self.unavailable_reason(),
                 });
@@ -442,10 +416,8 @@ impl Inner {
     }
 
     fn saw_own_write(&self, generation: Generation, _trigger: Trigger) {
-        self.known_generation
-            .fetch_max(generation.generation, Ordering::AcqRel);
-        self.pattern_count
-            .store(generation.pattern_count, Ordering::Relaxed);
+        self.known_generation.fetch_max(generation.generation, Ordering::AcqRel);
+        self.pattern_count.store(generation.pattern_count, Ordering::Relaxed);
     }
 
     /// Reads the database generation when `checkInterval` has passed since
@@ -466,8 +438,7 @@ impl Inner {
             return Ok(()); // another call is checking right now
         }
         let g = self.db.generation()?;
-        self.known_generation
-            .fetch_max(g.generation, Ordering::AcqRel);
+        self.known_generation.fetch_max(g.generation, Ordering::AcqRel);
         self.pattern_count.store(g.pattern_count, Ordering::Relaxed);
         Ok(())
     }
@@ -507,10 +478,7 @@ impl Inner {
 
     /// Answers from tier 1 when it is current; `None` means "ask SQLite".
     /// A corrupt record sends this read to SQLite and replaces the file.
-    fn try_tier1<T>(
-        this: &Arc<Inner>,
-        cached: &impl Fn(&CacheView) -> Result<T>,
-    ) -> Option<Result<T>> {
+    fn try_tier1<T>(this: &Arc<Inner>, cached: &impl Fn(&CacheView) -> Result<T>) -> Option<Result<T>> {
         let view = this.fresh_view()?;
         let started = Instant::now();
         match cached(&view) {

@@ -2,9 +2,7 @@
 //! whole before any of it reaches the database, so bad input changes nothing.
 
 use crate::error::{Error, Result};
-use crate::model::{
-    AgentConfig, AgentConfigInput, Pattern, PatternFilter, PatternInput, Verdict, UNKNOWN,
-};
+use crate::model::{AgentConfig, AgentConfigInput, Pattern, PatternFilter, PatternInput, Verdict, UNKNOWN};
 
 pub const MAX_ID_BYTES: usize = 1024;
 pub const MAX_NAME_BYTES: usize = 256;
@@ -102,11 +100,8 @@ pub fn pattern(input: &PatternInput, now_ms: i64, dim: Option<usize>) -> Result<
     }
     let verdict = match &input.verdict {
         None => Verdict::Unknown,
-        Some(v) => Verdict::parse(v).ok_or_else(|| {
-            bad(format!(
-                "verdict must be success, failure, flaky or unknown, got '{v}'"
-            ))
-        })?,
+        Some(v) => Verdict::parse(v)
+            .ok_or_else(|| bad(format!("verdict must be success, failure, flaky or unknown, got '{v}'")))?,
     };
     let ts = |what, v: Option<f64>| v.map(|x| integer(what, x, MAX_TIMESTAMP_MS)).transpose();
     let count = |what, v: Option<f64>| v.map(|x| integer(what, x, MAX_SAFE_INTEGER)).transpose();
@@ -115,10 +110,7 @@ pub fn pattern(input: &PatternInput, now_ms: i64, dim: Option<usize>) -> Result<
         id: input.id.clone(),
         pattern_type: input.pattern_type.clone(),
         domain: input.domain.clone(),
-        framework: input
-            .framework
-            .clone()
-            .unwrap_or_else(|| UNKNOWN.to_owned()),
+        framework: input.framework.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
         content: input.content.clone(),
         embedding: input.embedding.clone(),
         coverage: unit_interval("coverage", input.coverage).map_err(bad)?,
@@ -126,28 +118,15 @@ pub fn pattern(input: &PatternInput, now_ms: i64, dim: Option<usize>) -> Result<
         verdict,
         created_at: created_at.unwrap_or(now_ms),
         last_used: ts("lastUsed", input.last_used).map_err(bad)?,
-        usage_count: count("usageCount", input.usage_count)
-            .map_err(bad)?
-            .unwrap_or(0),
-        success_count: count("successCount", input.success_count)
-            .map_err(bad)?
-            .unwrap_or(0),
-        metadata_json: input
-            .metadata_json
-            .as_deref()
-            .map(metadata)
-            .transpose()
-            .map_err(bad)?,
+        usage_count: count("usageCount", input.usage_count).map_err(bad)?.unwrap_or(0),
+        success_count: count("successCount", input.success_count).map_err(bad)?.unwrap_or(0),
+        metadata_json: input.metadata_json.as_deref().map(metadata).transpose().map_err(bad)?,
     };
     Ok((pattern, created_at.is_none()))
 }
 
 /// Validates a batch as a whole: each pattern, one dimension, no repeated id.
-pub fn patterns(
-    inputs: &[PatternInput],
-    now_ms: i64,
-    db_dim: Option<usize>,
-) -> Result<Vec<(Pattern, bool)>> {
+pub fn patterns(inputs: &[PatternInput], now_ms: i64, db_dim: Option<usize>) -> Result<Vec<(Pattern, bool)>> {
     let mut dim = db_dim;
     let mut seen = std::collections::HashSet::with_capacity(inputs.len());
     let mut out = Vec::with_capacity(inputs.len());
@@ -155,10 +134,7 @@ pub fn patterns(
         let (p, keep) = pattern(input, now_ms, dim)?;
         dim = Some(p.embedding.len());
         if !seen.insert(p.id.clone()) {
-            return Err(Error::invalid_pattern(
-                &p.id,
-                "the batch holds this id twice",
-            ));
+            return Err(Error::invalid_pattern(&p.id, "the batch holds this id twice"));
         }
         out.push((p, keep));
     }
@@ -171,9 +147,7 @@ pub fn agent_config(input: &AgentConfigInput) -> Result<AgentConfig> {
     key("type", &input.agent_type, MAX_NAME_BYTES).map_err(bad)?;
     key("version", &input.version, MAX_NAME_BYTES).map_err(bad)?;
     if input.config_json.len() > MAX_CONFIG_JSON_BYTES {
-        return Err(bad(format!(
-            "configJson is more than {MAX_CONFIG_JSON_BYTES} bytes"
-        )));
+        return Err(bad(format!("configJson is more than {MAX_CONFIG_JSON_BYTES} bytes")));
     }
     serde_json::from_str::<serde::de::IgnoredAny>(&input.config_json)
         .map_err(|e| bad(format!("configJson is not JSON: {e}")))?;
@@ -265,17 +239,11 @@ mod tests {
         other.id = "q".into();
         other.embedding = vec![1.0, 2.0, 3.0];
         assert!(patterns(&[input(), other], 0, None).is_err());
-        assert!(
-            patterns(&[input(), input()], 0, None).is_err(),
-            "repeated id"
-        );
+        assert!(patterns(&[input(), input()], 0, None).is_err(), "repeated id");
     }
 
     #[test]
     fn metadata_is_canonical() {
-        assert_eq!(
-            metadata(r#"{ "b": 1, "a": [true] }"#).unwrap(),
-            r#"{"a":[true],"b":1}"#
-        );
+        assert_eq!(metadata(r#"{ "b": 1, "a": [true] }"#).unwrap(), r#"{"a":[true],"b":1}"#);
     }
 }

@@ -32,6 +32,8 @@ pub struct Generation {
     pub changed_at_ms: i64,
     /// Patterns in the database (kept by the same triggers).
     pub pattern_count: u64,
+    /// The database's random identity.
+    pub source_id: [u8; 16],
 }
 
 pub struct Database {
@@ -52,8 +54,7 @@ impl Database {
     /// migrates the schema.
     pub fn open(path: &Path) -> Result<Opened> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
         let writer = open_connection(path)?;
         // journal_mode needs a moment of exclusivity; other openers may hold it.
@@ -67,10 +68,7 @@ impl Database {
             readers: Mutex::new(Vec::new()),
         };
         let previous_schema = db.write(schema::migrate)?;
-        Ok(Opened {
-            db,
-            previous_schema,
-        })
+        Ok(Opened { db, previous_schema })
     }
 
     pub fn path(&self) -> &Path {
@@ -120,9 +118,7 @@ impl Database {
 fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // NORMAL in WAL mode: a committed transaction survives a process crash

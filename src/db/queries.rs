@@ -45,22 +45,21 @@ fn config_from_row(r: &Row<'_>) -> rusqlite::Result<AgentConfig> {
 
 pub fn generation(conn: &Connection) -> Result<Generation> {
     Ok(conn.query_row(
-        "SELECT generation, changed_at, pattern_count FROM cache_state WHERE singleton = 1",
+        "SELECT generation, changed_at, pattern_count, source_id FROM cache_state WHERE singleton = 1",
         [],
         |r| {
             Ok(Generation {
                 generation: r.get::<_, i64>(0)? as u64,
                 changed_at_ms: r.get(1)?,
                 pattern_count: r.get::<_, i64>(2)?.max(0) as u64,
+                source_id: r.get(3)?,
             })
         },
     )?)
 }
 
 pub fn get_pattern(conn: &Connection, id: &str) -> Result<Option<Pattern>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PATTERN_COLUMNS} FROM patterns WHERE id = ?1"
-    ))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {PATTERN_COLUMNS} FROM patterns WHERE id = ?1"))?;
     Ok(stmt.query_row([id], pattern_from_row).optional()?)
 }
 
@@ -88,10 +87,7 @@ pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> 
         }
     }
     sql.push_str(" ORDER BY id");
-    let limit = filter
-        .limit
-        .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
-        .unwrap_or(-1);
+    let limit = filter.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)).unwrap_or(-1);
     sql.push_str(&format!(" LIMIT {limit}"));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), pattern_from_row)?;
@@ -103,19 +99,14 @@ pub fn with_all_patterns<T>(
     conn: &Connection,
     f: impl FnOnce(&mut dyn Iterator<Item = Result<Pattern>>) -> Result<T>,
 ) -> Result<T> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {PATTERN_COLUMNS} FROM patterns ORDER BY id"
-    ))?;
-    let mut rows = stmt
-        .query_map([], pattern_from_row)?
-        .map(|r| r.map_err(Error::from));
+    let mut stmt = conn.prepare(&format!("SELECT {PATTERN_COLUMNS} FROM patterns ORDER BY id"))?;
+    let mut rows = stmt.query_map([], pattern_from_row)?.map(|r| r.map_err(Error::from));
     f(&mut rows)
 }
 
 pub fn all_configs(conn: &Connection) -> Result<Vec<AgentConfig>> {
-    let mut stmt = conn.prepare(
-        "SELECT agent_id, type, config_json, version, updated_at FROM agent_configs ORDER BY agent_id",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT agent_id, type, config_json, version, updated_at FROM agent_configs ORDER BY agent_id")?;
     let rows = stmt.query_map([], config_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -130,9 +121,7 @@ pub fn get_config(conn: &Connection, agent_id: &str) -> Result<Option<AgentConfi
 /// The embedding dimension the database holds (None when it has no pattern).
 pub fn embedding_dim(conn: &Connection) -> Result<Option<usize>> {
     let len: Option<i64> = conn
-        .query_row("SELECT length(embedding) FROM patterns LIMIT 1", [], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT length(embedding) FROM patterns LIMIT 1", [], |r| r.get(0))
         .optional()?;
     Ok(len.map(|l| l as usize / 4))
 }

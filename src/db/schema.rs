@@ -46,9 +46,11 @@ fn migrations() -> Vec<String> {
             singleton     INTEGER PRIMARY KEY CHECK (singleton = 1),
             generation    INTEGER NOT NULL,
             changed_at    INTEGER NOT NULL,
-            pattern_count INTEGER NOT NULL
+            pattern_count INTEGER NOT NULL,
+            -- Random identity of this database, written into every cache file built from it.
+            source_id     BLOB    NOT NULL CHECK (length(source_id) = 16)
         );
-        INSERT INTO cache_state VALUES (1, 0, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER), 0);
+        INSERT INTO cache_state VALUES (1, 0, CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER), 0, randomblob(16));
         ",
     );
     for table in ["patterns", "agent_configs"] {

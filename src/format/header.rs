@@ -13,6 +13,10 @@ const PRODUCER_LEN: usize = 32;
 const SECTION_COUNT: usize = 5;
 const SECTION_TABLE_AT: usize = 88;
 const SECTION_ENTRY_LEN: usize = 48;
+const SOURCE_ID_AT: usize = 328;
+/// Flag bits this reader understands (none in 1.x). A later minor may set a
+/// bit to say "readers that do not know this bit must not use the file".
+const KNOWN_FLAGS: u32 = 0;
 
 /// Semantic version of the file format. Another major cannot be read; a
 /// newer minor or patch can (it only adds what older readers may ignore).
@@ -79,6 +83,10 @@ pub struct Header {
     pub config_count: u64,
     /// Dimension of every embedding in the file (0 when there are none).
     pub embedding_dim: u32,
+    /// The identity of the database the file was built from (random, made
+    /// when the database was created), so a file is never taken for the
+    /// cache of another database that happens to be at the same generation.
+    pub source_id: [u8; 16],
     pub sections: [Section; SECTION_COUNT],
 }
 
@@ -109,7 +117,8 @@ impl Header {
             b[at + 8..at + 16].copy_from_slice(&s.len.to_le_bytes());
             b[at + 16..at + 48].copy_from_slice(&s.sha256);
         }
-        // 328..352 reserved, zero
+        b[SOURCE_ID_AT..SOURCE_ID_AT + 16].copy_from_slice(&self.source_id);
+        // 344..352 reserved, zero
         let digest = Sha256::digest(&b[..HEADER_HASHED]);
         b[HEADER_HASHED..].copy_from_slice(&digest);
         b
@@ -120,9 +129,7 @@ impl Header {
     pub fn decode(bytes: &[u8]) -> Result<Header> {
         if bytes.len() < 16 || bytes[0..8] != MAGIC {
             // Whatever sits where the cache file should be is not one: corrupt.
-            return Err(Error::CacheCorrupt(
-                "not a pattern-cache file (bad magic)".into(),
-            ));
+            return Err(Error::CacheCorrupt("not a pattern-cache file (bad magic)".into()));
         }
         let version = FormatVersion {
             major: u16_at(bytes, 8),
@@ -150,11 +157,16 @@ impl Header {
         if digest.as_slice() != &bytes[HEADER_HASHED..HEADER_LEN] {
             return Err(Error::CacheCorrupt("header checksum mismatch".into()));
         }
+        let flags = u32_at(bytes, 84);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(Error::CacheIncompatible(format!(
+                "format {version} uses features (flags {flags:#x}) this reader does not know"
+            )));
+        }
+        let mut source_id = [0u8; 16];
+        source_id.copy_from_slice(&bytes[SOURCE_ID_AT..SOURCE_ID_AT + 16]);
         let producer_raw = &bytes[16..16 + PRODUCER_LEN];
-        let end = producer_raw
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(PRODUCER_LEN);
+        let end = producer_raw.iter().position(|&c| c == 0).unwrap_or(PRODUCER_LEN);
         let producer = String::from_utf8_lossy(&producer_raw[..end]).into_owned();
         let mut sections = [Section::default(); SECTION_COUNT];
         for (i, s) in sections.iter_mut().enumerate() {
@@ -171,6 +183,7 @@ impl Header {
             pattern_count: u64_at(bytes, 64),
             config_count: u64_at(bytes, 72),
             embedding_dim: u32_at(bytes, 80),
+            source_id,
             sections,
         };
         header.check_layout(bytes.len() as u64)?;
@@ -232,11 +245,7 @@ mod tests {
         let mut at = HEADER_LEN as u64;
         for (i, s) in sections.iter_mut().enumerate() {
             s.offset = at;
-            s.len = if i == SectionId::Directory as usize {
-                56
-            } else {
-                10
-            };
+            s.len = if i == SectionId::Directory as usize { 56 } else { 10 };
             s.sha256 = [i as u8; 32];
             at += s.len;
         }
@@ -248,6 +257,7 @@ mod tests {
             pattern_count: 1,
             config_count: 0,
             embedding_dim: 8,
+            source_id: [7; 16],
             sections,
         };
         (h, at)
@@ -273,10 +283,7 @@ mod tests {
         other.version.major = 2;
         let mut f2 = other.encode().to_vec();
         f2.resize(len as usize, 0);
-        assert_eq!(
-            Header::decode(&f2).unwrap_err().code(),
-            "CACHE_INCOMPATIBLE"
-        );
+        assert_eq!(Header::decode(&f2).unwrap_err().code(), "CACHE_INCOMPATIBLE");
         for at in [20, 60, 100, 300, 360] {
             let mut flipped = file.clone();
             flipped[at] ^= 0x10;
@@ -287,15 +294,21 @@ mod tests {
             );
         }
         assert_eq!(
-            Header::decode(&file[..len as usize - 1])
-                .unwrap_err()
-                .code(),
+            Header::decode(&file[..len as usize - 1]).unwrap_err().code(),
             "CACHE_CORRUPT"
         );
-        assert_eq!(
-            Header::decode(&file[..100]).unwrap_err().code(),
-            "CACHE_CORRUPT"
-        );
+        assert_eq!(Header::decode(&file[..100]).unwrap_err().code(), "CACHE_CORRUPT");
+    }
+
+    #[test]
+    fn unknown_flags_make_a_file_incompatible() {
+        let (h, len) = sample();
+        let mut file = h.encode().to_vec();
+        file.resize(len as usize, 0);
+        file[84] = 1;
+        let digest = Sha256::digest(&file[..HEADER_HASHED]);
+        file[HEADER_HASHED..HEADER_LEN].copy_from_slice(&digest);
+        assert_eq!(Header::decode(&file).unwrap_err().code(), "CACHE_INCOMPATIBLE");
     }
 
     #[test]

@@ -73,27 +73,20 @@ impl CacheView {
             let s = header.section(id);
             let data = &bytes[s.offset as usize..(s.offset + s.len) as usize];
             if Sha256::digest(data).as_slice() != s.sha256 {
-                return Err(Error::CacheCorrupt(format!(
-                    "{id:?} section checksum mismatch"
-                )));
+                return Err(Error::CacheCorrupt(format!("{id:?} section checksum mismatch")));
             }
         }
         let count = header.pattern_count;
         let indexes = codec::decode_indexes(section(bytes, &header, SectionId::Indexes), count)?;
         let config_list = codec::decode_configs(section(bytes, &header, SectionId::Configs))?;
         if config_list.len() as u64 != header.config_count
-            || config_list
-                .windows(2)
-                .any(|w| w[0].agent_id >= w[1].agent_id)
+            || config_list.windows(2).any(|w| w[0].agent_id >= w[1].agent_id)
         {
             return Err(Error::CacheCorrupt(
                 "configs section disagrees with the header or is unordered".into(),
             ));
         }
-        let configs = config_list
-            .into_iter()
-            .map(|c| (c.agent_id.clone(), c))
-            .collect();
+        let configs = config_list.into_iter().map(|c| (c.agent_id.clone(), c)).collect();
         let words = count.div_ceil(64) as usize;
         let view = CacheView {
             backing,
@@ -130,9 +123,7 @@ impl CacheView {
             let id = std::str::from_utf8(self.id_bytes(&e))
                 .map_err(|_| Error::CacheCorrupt(format!("id {ordinal} is not UTF-8")))?;
             if prev.is_some_and(|p| p >= id) {
-                return Err(Error::CacheCorrupt(format!(
-                    "ids not ascending at {ordinal}"
-                )));
+                return Err(Error::CacheCorrupt(format!("ids not ascending at {ordinal}")));
             }
             prev = Some(id);
         }
@@ -207,16 +198,12 @@ impl CacheView {
         let (word, bit) = ((ordinal / 64) as usize, 1u64 << (ordinal % 64));
         if self.verified[word].load(Ordering::Acquire) & bit == 0 {
             if Sha256::digest(bytes).as_slice() != e.sha256 {
-                return Err(Error::CacheCorrupt(format!(
-                    "record {ordinal} checksum mismatch"
-                )));
+                return Err(Error::CacheCorrupt(format!("record {ordinal} checksum mismatch")));
             }
             self.verified[word].fetch_or(bit, Ordering::Release);
         }
         let p = codec::decode_record(bytes)?;
-        if p.id.as_bytes() != self.id_bytes(&e)
-            || p.embedding.len() != self.header.embedding_dim as usize
-        {
+        if p.id.as_bytes() != self.id_bytes(&e) || p.embedding.len() != self.header.embedding_dim as usize {
             return Err(Error::CacheCorrupt(format!(
                 "record {ordinal} disagrees with the directory"
             )));

@@ -20,6 +20,7 @@ pub struct CacheMeta {
     pub producer: String,
     pub created_at_ms: i64,
     pub generation: u64,
+    pub source_id: [u8; 16],
 }
 
 /// Writes a whole cache file to `out` (positioned anywhere; it seeks).
@@ -45,11 +46,15 @@ pub fn write_cache<W: Write + Seek>(
 
     for p in patterns {
         let p = p?;
-        if last_id.as_deref().is_some_and(|last| last >= p.id.as_str()) {
+        // The reader rejects what breaks these; never write such a file.
+        if p.id.is_empty() || p.embedding.is_empty() {
             return Err(Error::Internal(format!(
-                "records out of id order at '{}'",
+                "record '{}' has an empty id or embedding",
                 p.id
             )));
+        }
+        if last_id.as_deref().is_some_and(|last| last >= p.id.as_str()) {
+            return Err(Error::Internal(format!("records out of id order at '{}'", p.id)));
         }
         if *dim.get_or_insert(p.embedding.len()) != p.embedding.len() {
             return Err(Error::Internal(format!(
@@ -61,8 +66,7 @@ pub fn write_cache<W: Write + Seek>(
         codec::encode_record(&p, &mut record)?;
         out.write_all(&record).map_err(io)?;
 
-        let too_big =
-            || Error::Internal("cache file exceeds the format's 4 GiB id/record limits".into());
+        let too_big = || Error::Internal("cache file exceeds the format's 4 GiB id/record limits".into());
         let rec_len = u32::try_from(record.len()).map_err(|_| too_big())?;
         let id_off = u32::try_from(ids.len()).map_err(|_| too_big())?;
         let id_len = u32::try_from(p.id.len()).map_err(|_| too_big())?;
@@ -81,6 +85,9 @@ pub fn write_cache<W: Write + Seek>(
     }
     debug_assert_eq!(directory.len() as u64, count * DIR_ENTRY_LEN as u64);
 
+    if configs.windows(2).any(|w| w[0].agent_id >= w[1].agent_id) {
+        return Err(Error::Internal("agent configs out of id order".into()));
+    }
     let mut indexes = Vec::new();
     codec::encode_indexes(&index.finish(), &mut indexes)?;
     let mut configs_bytes = Vec::new();
@@ -116,6 +123,7 @@ pub fn write_cache<W: Write + Seek>(
         pattern_count: count,
         config_count: configs.len() as u64,
         embedding_dim: dim.unwrap_or(0) as u32,
+        source_id: meta.source_id,
         sections,
     };
     out.seek(SeekFrom::Start(0)).map_err(io)?;

@@ -7,9 +7,7 @@ use napi_derive::napi;
 use crate::config::ConfigInput;
 use crate::error::Error as CoreError;
 use crate::loader::{MetricsReport, Tier};
-use crate::model::{
-    AgentConfig, AgentConfigInput, BuildResult, CacheEvent, Pattern, PatternFilter, PatternInput,
-};
+use crate::model::{AgentConfig, AgentConfigInput, BuildResult, CacheEvent, Pattern, PatternFilter, PatternInput};
 
 #[napi(object)]
 pub struct JsOpenConfig {
@@ -142,9 +140,7 @@ impl JsPatternFilter {
     pub fn into_core(self) -> crate::Result<PatternFilter> {
         let limit = match self.limit {
             None => None,
-            Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 => {
-                Some(l.min(usize::MAX as f64) as usize)
-            }
+            Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 => Some(l.min(usize::MAX as f64) as usize),
             Some(l) => {
                 return Err(CoreError::InvalidArgument(format!(
                     "limit must be a non-negative integer, got {l}"

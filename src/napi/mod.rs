@@ -117,21 +117,14 @@ pub fn open(
                 .weak::<true>()
                 .build()?;
             Some(Arc::new(move |event| {
-                tsfn.call(
-                    JsCacheEvent::from(event),
-                    ThreadsafeFunctionCallMode::NonBlocking,
-                );
+                tsfn.call(JsCacheEvent::from(event), ThreadsafeFunctionCallMode::NonBlocking);
             }))
         }
         None => None,
     };
     Ok(job(
         move || PatternCache::open(Config::resolve(&input, &cwd)?, sink),
-        |_, core| {
-            Ok(NativePatternCache {
-                core: Arc::new(core),
-            })
-        },
+        |_, core| Ok(NativePatternCache { core: Arc::new(core) }),
     ))
 }
 
@@ -147,10 +140,7 @@ impl NativePatternCache {
     }
 
     #[napi(ts_return_type = "Promise<StoredPattern | null>")]
-    pub fn load_pattern(
-        &self,
-        id: String,
-    ) -> AsyncTask<Job<Option<crate::Pattern>, Option<JsStoredPattern>>> {
+    pub fn load_pattern(&self, id: String) -> AsyncTask<Job<Option<crate::Pattern>, Option<JsStoredPattern>>> {
         self.run(
             move |c| c.load_pattern(&id),
             |env, p| p.map(|p| pattern_to_js(env, p)).transpose(),
@@ -183,21 +173,13 @@ impl NativePatternCache {
             "domain" => IndexKind::Domain,
             "type" => IndexKind::Type,
             "framework" => IndexKind::Framework,
-            _ => {
-                return Err(napi::Error::new(
-                    Status::InvalidArg,
-                    format!("unknown index '{kind}'"),
-                ))
-            }
+            _ => return Err(napi::Error::new(Status::InvalidArg, format!("unknown index '{kind}'"))),
         };
         Ok(self.run(move |c| c.load_by(kind, &name), patterns_to_js))
     }
 
     #[napi(ts_return_type = "Promise<StoredPattern[]>")]
-    pub fn query(
-        &self,
-        filter: JsPatternFilter,
-    ) -> AsyncTask<Job<Vec<crate::Pattern>, Vec<JsStoredPattern>>> {
+    pub fn query(&self, filter: JsPatternFilter) -> AsyncTask<Job<Vec<crate::Pattern>, Vec<JsStoredPattern>>> {
         let filter = filter.into_core();
         self.run(move |c| c.query(&filter?), patterns_to_js)
     }
@@ -232,24 +214,15 @@ impl NativePatternCache {
 
     #[napi(ts_return_type = "Promise<CacheBuildResult>")]
     pub fn rebuild_cache(&self) -> AsyncTask<Job<crate::BuildResult, JsBuildResult>> {
-        self.run(
-            |c| c.rebuild(Trigger::Manual),
-            |_, r| Ok(JsBuildResult::from(r)),
-        )
+        self.run(|c| c.rebuild(Trigger::Manual), |_, r| Ok(JsBuildResult::from(r)))
     }
 
     #[napi]
-    pub fn mark_stale(
-        &self,
-        env: Env,
-        trigger: String,
-        requires_rebuild: bool,
-    ) -> napi::Result<()> {
+    pub fn mark_stale(&self, env: Env, trigger: String, requires_rebuild: bool) -> napi::Result<()> {
         let core = &self.core;
         guarded(|| {
-            let trigger = Trigger::parse_invalidation(&trigger).ok_or_else(|| {
-                CoreError::InvalidArgument(format!("unknown invalidation trigger '{trigger}'"))
-            })?;
+            let trigger = Trigger::parse_invalidation(&trigger)
+                .ok_or_else(|| CoreError::InvalidArgument(format!("unknown invalidation trigger '{trigger}'")))?;
             core.mark_stale(trigger, requires_rebuild)
         })
         .map_err(|e| js_error(&env, &e))
