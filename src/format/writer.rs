@@ -131,3 +131,32 @@ pub fn write_cache<W: Write + Seek>(
     out.seek(SeekFrom::Start(at)).map_err(io)?;
     Ok(header)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// The appendix of docs/FORMAT.md, byte for byte.
+    #[test]
+    fn empty_store_matches_the_spec_vector() {
+        let spec = include_str!("../../docs/FORMAT.md");
+        let appendix = &spec[spec.find("## Appendix: empty-store test vector").expect("appendix")..];
+        let mut expected = Vec::new();
+        for line in appendix.lines().filter(|l| l.len() > 6 && l.as_bytes()[4] == b':') {
+            for byte in line[5..].split_whitespace() {
+                expected.push(u8::from_str_radix(byte, 16).expect("hex"));
+            }
+        }
+        assert_eq!(expected.len(), 389);
+        let meta = CacheMeta {
+            producer: "0.1.0".into(),
+            created_at_ms: 1_700_000_000_000,
+            generation: 7,
+            source_id: [0; 16],
+        };
+        let mut out = Cursor::new(Vec::new());
+        write_cache(&mut out, &meta, std::iter::empty(), &[]).expect("write");
+        assert_eq!(out.into_inner(), expected);
+    }
+}
