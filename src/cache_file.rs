@@ -58,6 +58,9 @@ pub struct Built {
     /// False when a valid file of the current generation was already there
     /// (another process built it while this one waited for the lock).
     pub wrote: bool,
+    /// The database's trigger-kept pattern count disagreed with the rows
+    /// the build read (`REPLACE INTO` from another tool counts as an insert).
+    pub count_drifted: bool,
 }
 
 /// Opens and validates a cache file (header, section hashes, structure).
@@ -94,6 +97,7 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
                         header: view.header().clone(),
                         file_size: view.file_size(),
                         wrote: false,
+                        count_drifted: false,
                     });
                 }
             }
@@ -124,6 +128,7 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
             .map_err(|e| Error::io(format!("renaming into {}", paths.file.display()), e.error))?;
         sync_dir(&paths.dir)?;
         Ok(Built {
+            count_drifted: header.pattern_count != generation.pattern_count,
             header,
             file_size,
             wrote: true,

@@ -364,6 +364,10 @@ impl Inner {
                 if built.wrote {
                     self.metrics.rebuild();
                 }
+                if built.count_drifted {
+                    // Best effort: the count only feeds metrics.
+                    let _ = self.db.write(queries::repair_pattern_count);
+                }
                 let count = view.header().pattern_count;
                 let size = view.file_size();
                 self.install(Arc::new(view));

@@ -198,9 +198,11 @@ mod tests {
         assert_eq!((p.usage_count, p.success_count), (0, 0));
     }
 
+    type Mutation = Box<dyn Fn(&mut PatternInput)>;
+
     #[test]
     fn each_bad_field_is_rejected() {
-        let cases: Vec<Box<dyn Fn(&mut PatternInput)>> = vec![
+        let cases: Vec<Mutation> = vec![
             Box::new(|p| p.id.clear()),
             Box::new(|p| p.id = "a\0b".into()),
             Box::new(|p| p.id = "x".repeat(MAX_ID_BYTES + 1)),

@@ -58,6 +58,18 @@ pub fn generation(conn: &Connection) -> Result<Generation> {
     )?)
 }
 
+/// Resets the trigger-kept pattern count to the true row count. Needed only
+/// after another tool ran `REPLACE INTO patterns` (SQLite fires no delete
+/// trigger for the replaced row, so that replace counted as an insert).
+pub fn repair_pattern_count(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "UPDATE cache_state SET pattern_count = (SELECT count(*) FROM patterns) \
+         WHERE singleton = 1 AND pattern_count != (SELECT count(*) FROM patterns)",
+        [],
+    )?;
+    Ok(())
+}
+
 pub fn get_pattern(conn: &Connection, id: &str) -> Result<Option<Pattern>> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {PATTERN_COLUMNS} FROM patterns WHERE id = ?1"))?;
     Ok(stmt.query_row([id], pattern_from_row).optional()?)

@@ -55,7 +55,7 @@ pub mod f32_bytes {
         }
 
         fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<f32>, E> {
-            if bytes.len() % 4 != 0 {
+            if !bytes.len().is_multiple_of(4) {
                 return Err(E::custom("embedding length is not a multiple of 4"));
             }
             Ok(from_le_bytes(bytes))
