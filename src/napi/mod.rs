@@ -44,6 +44,8 @@ fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
     })
 }
 
+type MaybePatterns = Vec<Option<crate::Pattern>>;
+
 type Work<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
 
 /// A core call on the libuv thread pool; `to_js` builds the result on the
@@ -148,10 +150,7 @@ impl NativePatternCache {
     }
 
     #[napi(ts_return_type = "Promise<Array<StoredPattern | null>>")]
-    pub fn load_patterns(
-        &self,
-        ids: Vec<String>,
-    ) -> AsyncTask<Job<Vec<Option<crate::Pattern>>, Vec<Option<JsStoredPattern>>>> {
+    pub fn load_patterns(&self, ids: Vec<String>) -> AsyncTask<Job<MaybePatterns, Vec<Option<JsStoredPattern>>>> {
         self.run(
             move |c| c.load_patterns(&ids),
             |env, ps| {
