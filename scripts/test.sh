@@ -31,4 +31,4 @@ step "type check (index.d.ts against the contract; the tests)"
 npx --no-install tsc -p __test__/tsconfig.json
 
 step "Node tests on $(node --version)"
-node --test --test-concurrency=1 __test__/*.test.js
+node --test --test-concurrency=1 --test-timeout=120000 __test__/*.test.js

@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::db::{queries, Database};
 use crate::error::{Error, Result};
@@ -63,19 +64,65 @@ pub struct Built {
     pub count_drifted: bool,
 }
 
-/// Opens and validates a cache file (header, section hashes, structure).
-pub fn open_view(path: &Path) -> Result<CacheView> {
+/// Which file is at a path, so a reader notices when another process renames
+/// a new one into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    /// mtime, Unix ms: when the file was written.
+    pub modified_ms: i64,
+}
+
+impl FileIdentity {
+    pub fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        Ok(Self::from_metadata(&fs::metadata(path)?))
+    }
+
+    fn from_metadata(m: &fs::Metadata) -> FileIdentity {
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        let modified_ms = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        FileIdentity {
+            dev,
+            ino,
+            len: m.len(),
+            modified_ms,
+        }
+    }
+}
+
+/// Opens and validates a cache file (header, section hashes, structure),
+/// with the identity of exactly the file that was mapped.
+pub fn open_view(path: &Path) -> Result<(CacheView, FileIdentity)> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let identity = FileIdentity::from_metadata(
+        &file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?,
+    );
     // SAFETY: cache files are only ever replaced by rename, never modified or
     // truncated in place (this module is their only writer), so the mapped
     // bytes cannot change under the view. Every byte is validated before use.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-    CacheView::open(Box::new(map))
+    Ok((CacheView::open(Box::new(map))?, identity))
 }
 
 /// Builds the cache file from the database unless (with `force` false) a
 /// valid file of the database's current generation is already in place.
-pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
+/// `cancel` abandons the build (and its temp file) at the next record.
+pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool) -> Result<Built> {
     fs::create_dir_all(&paths.dir).map_err(|e| Error::io(format!("creating {}", paths.dir.display()), e))?;
     let lock = OpenOptions::new()
         .create(true)
@@ -90,7 +137,7 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
     db.read(|conn| {
         let generation = queries::generation(conn)?;
         if !force {
-            if let Ok(view) = open_view(&paths.file) {
+            if let Ok((view, _)) = open_view(&paths.file) {
                 if view.header().generation == generation.generation && view.header().source_id == generation.source_id
                 {
                     return Ok(Built {
@@ -111,7 +158,13 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool) -> Result<Built> {
         };
         let temp = temp_file(paths)?;
         let mut out = BufWriter::with_capacity(1 << 20, temp);
-        let header = queries::with_all_patterns(conn, |rows| write_cache(&mut out, &meta, rows, &configs))?;
+        let header = queries::with_all_patterns(conn, |rows| {
+            let rows = rows.map(|row| match cancel.load(Ordering::Acquire) {
+                true => Err(Error::Closed),
+                false => row,
+            });
+            write_cache(&mut out, &meta, rows, &configs)
+        })?;
         let temp = out
             .into_inner()
             .map_err(|e| Error::io("flushing the cache file", e.into_error()))?;

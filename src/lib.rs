@@ -41,6 +41,8 @@ pub mod index;
 pub mod loader;
 pub mod metrics;
 pub mod model;
+pub mod overlay;
+pub mod scheduler;
 pub mod validate;
 
 #[cfg(feature = "napi")]

@@ -1,11 +1,13 @@
 //! The two-tier loader: serves reads from the cache file (tier 1) while it is
-//! valid and current, from SQLite (tier 2) otherwise; sends every write to
-//! SQLite; builds and swaps cache files.
+//! valid, from SQLite (tier 2) otherwise; sends every write to SQLite; builds
+//! and swaps cache files, in the background when they fall behind.
 //!
-//! "Current" means built from the database generation this instance last
-//! saw. Own writes advance that generation at once (read-your-writes); other
-//! processes' writes are seen by a generation check at most every
-//! `checkInterval`. A stale or broken tier 1 is never served.
+//! Freshness: the newest database generation this instance knows advances at
+//! once on its own writes and, at most every `checkInterval`, from a look at
+//! the database (other processes' commits). Tier 1 answers only while it can
+//! answer as of that generation: the file itself when it is current, or the
+//! file amended with the rows the database's change log says changed since
+//! it was built (`overlay`). Otherwise SQLite answers. Nothing stale is served.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use rusqlite::Connection;
 
-use crate::cache_file::{self, CachePaths};
+use crate::cache_file::{self, CachePaths, FileIdentity};
 use crate::config::Config;
 use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
@@ -23,10 +25,20 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::model::{
     AgentConfig, AgentConfigInput, BuildResult, CacheEvent, IndexKind, Pattern, PatternFilter, PatternInput, Trigger,
 };
+use crate::overlay::{Overlay, Tier1};
+use crate::scheduler::{Rebuild, Scheduler};
 use crate::validate;
 
 /// Receives events from whichever thread they happen on.
 pub type EventSink = Arc<dyn Fn(CacheEvent) + Send + Sync>;
+
+/// The most changed keys an overlay holds; past it, SQLite answers until the
+/// (already scheduled) rebuild lands.
+const MAX_OVERLAY: usize = 4096;
+/// The change log is pruned after a rebuild once it holds more keys than this.
+const CHANGE_LOG_KEEP: usize = 10_000;
+/// How long `shutdown` waits for a background rebuild to stop.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// Which tier is answering reads right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,19 +69,24 @@ struct Inner {
     config: Config,
     paths: CachePaths,
     db: Database,
+    source_id: [u8; 16],
     view: ArcSwapOption<CacheView>,
-    /// mtime (Unix ms) of the file behind `view`.
+    /// Identity and mtime (Unix ms) of the file behind `view`.
+    view_file: Mutex<Option<FileIdentity>>,
     view_written_at: AtomicI64,
+    overlay: ArcSwapOption<Overlay>,
+    overlay_refresh: Mutex<()>,
     /// The newest database generation this instance knows of.
     known_generation: AtomicU64,
     pattern_count: AtomicU64,
-    started: Instant,
-    /// ms since `started` of the last generation check.
-    last_check_ms: AtomicU64,
+    /// Unix ms of the last generation check.
+    last_check_ms: AtomicI64,
     unavailable: Mutex<Option<String>>,
     /// One build at a time in this process (the file lock covers processes).
     building: Mutex<()>,
-    rebuild_queued: AtomicBool,
+    /// Set by shutdown: a running build stops at the next record.
+    cancel: AtomicBool,
+    scheduler: std::sync::OnceLock<Scheduler>,
     metrics: Metrics,
     events: Option<EventSink>,
 }
@@ -92,22 +109,31 @@ impl PatternCache {
             paths: CachePaths::new(&config.cache_path),
             config,
             db: opened.db,
+            source_id: generation.source_id,
             view: ArcSwapOption::empty(),
+            view_file: Mutex::new(None),
             view_written_at: AtomicI64::new(0),
+            overlay: ArcSwapOption::empty(),
+            overlay_refresh: Mutex::new(()),
             known_generation: AtomicU64::new(generation.generation),
             pattern_count: AtomicU64::new(generation.pattern_count),
-            started: Instant::now(),
-            last_check_ms: AtomicU64::new(0),
+            last_check_ms: AtomicI64::new(now_ms()),
             unavailable: Mutex::new(None),
             building: Mutex::new(()),
-            rebuild_queued: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+            scheduler: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             events,
         });
         if inner.config.enabled {
+            if inner.config.background_rebuild {
+                if let Some(s) = Scheduler::start(Arc::downgrade(&inner)) {
+                    let _ = inner.scheduler.set(s);
+                }
+            }
             inner.start_tier1(generation, migrated);
         } else {
-            inner.set_unavailable("the cache is disabled (enabled: false)");
+            inner.set_unavailable(Some("the cache is disabled (enabled: false)"));
         }
         Ok(PatternCache {
             inner: RwLock::new(Some(inner)),
@@ -125,7 +151,7 @@ impl PatternCache {
 
     pub fn load_pattern(&self, id: &str) -> Result<Option<Pattern>> {
         validate::id_argument(id)?;
-        self.inner()?.serve(|v| v.get(id), |c| queries::get_pattern(c, id))
+        self.inner()?.serve(|t| t.get(id), |c| queries::get_pattern(c, id))
     }
 
     /// One result per id, in the order given (`None` where absent).
@@ -134,7 +160,7 @@ impl PatternCache {
             validate::id_argument(id)?;
         }
         self.inner()?.serve(
-            |v| ids.iter().map(|id| v.get(id)).collect(),
+            |t| ids.iter().map(|id| t.get(id)).collect(),
             |c| ids.iter().map(|id| queries::get_pattern(c, id)).collect(),
         )
     }
@@ -142,18 +168,18 @@ impl PatternCache {
     pub fn load_by(&self, kind: IndexKind, name: &str) -> Result<Vec<Pattern>> {
         validate::key(kind.column(), name, validate::MAX_NAME_BYTES).map_err(Error::InvalidArgument)?;
         self.inner()?
-            .serve(|v| v.by_index(kind, name), |c| queries::by_index(c, kind, name))
+            .serve(|t| t.by_index(kind, name), |c| queries::by_index(c, kind, name))
     }
 
     pub fn query(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
         validate::filter(filter)?;
-        self.inner()?.serve(|v| v.query(filter), |c| queries::query(c, filter))
+        self.inner()?.serve(|t| t.query(filter), |c| queries::query(c, filter))
     }
 
     pub fn load_agent_config(&self, agent_id: &str) -> Result<Option<AgentConfig>> {
         validate::key("agentId", agent_id, validate::MAX_ID_BYTES).map_err(Error::InvalidArgument)?;
         self.inner()?
-            .serve(|v| Ok(v.config(agent_id)), |c| queries::get_config(c, agent_id))
+            .serve(|t| Ok(t.config(agent_id)), |c| queries::get_config(c, agent_id))
     }
 
     /// Validates the whole batch, then writes it in one transaction.
@@ -203,13 +229,13 @@ impl PatternCache {
         Ok(())
     }
 
-    /// Marks tier 1 stale: reads go to SQLite until a rebuild lands.
-    /// With `rebuild_now`, a rebuild starts at once on a background thread.
+    /// Marks tier 1 stale: reads go to SQLite until a rebuild lands. The
+    /// rebuild starts now (`rebuild_now`) or after the current burst settles.
     pub fn mark_stale(&self, trigger: Trigger, rebuild_now: bool) -> Result<()> {
         let inner = self.inner()?;
         inner.drop_view(&format!("marked stale ({})", trigger.as_str()));
-        if rebuild_now && inner.config.enabled && inner.config.background_rebuild {
-            Inner::spawn_rebuild(&inner, trigger);
+        if let Some(s) = inner.scheduler.get() {
+            s.invalidate(trigger, rebuild_now, true);
         }
         Ok(())
     }
@@ -232,8 +258,8 @@ impl PatternCache {
 
     pub fn metrics(&self) -> Result<MetricsReport> {
         let inner = self.inner()?;
-        let fresh = inner.fresh_view();
         let view = inner.view.load_full();
+        let serving = inner.serving_view();
         let counters = if inner.config.enable_metrics {
             inner.metrics.snapshot()
         } else {
@@ -247,12 +273,14 @@ impl PatternCache {
                 0
             },
             cache_file_size: view.as_ref().map(|v| v.file_size()).unwrap_or(0),
-            pattern_count: match &fresh {
-                Some(v) => u64::from(v.len()),
-                None => inner.pattern_count.load(Ordering::Relaxed),
+            pattern_count: match (&serving, &view) {
+                (true, Some(v)) if v.header().generation == inner.known_generation.load(Ordering::Acquire) => {
+                    u64::from(v.len())
+                }
+                _ => inner.pattern_count.load(Ordering::Relaxed),
             },
-            tier: if fresh.is_some() { Tier::Cache } else { Tier::Sqlite },
-            cache_unavailable_reason: if fresh.is_some() {
+            tier: if serving { Tier::Cache } else { Tier::Sqlite },
+            cache_unavailable_reason: if serving {
                 None
             } else {
                 Some(inner.unavailable_reason())
@@ -260,19 +288,54 @@ impl PatternCache {
         })
     }
 
-    /// Closes the instance. Idempotent. Calls already running finish; every
-    /// later call fails with `Closed`. Files and connections close as soon as
-    /// the last running call returns.
+    /// Closes the instance. Idempotent. Stops background work (waiting for a
+    /// running rebuild to abandon its temp file); calls already running
+    /// finish; every later call fails with `Closed`. Files and connections
+    /// close as soon as the last running call returns.
     pub fn shutdown(&self) {
-        let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(inner) = guard.take() {
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(inner) = taken {
+            inner.cancel.store(true, Ordering::Release);
+            if let Some(s) = inner.scheduler.get() {
+                s.stop(SHUTDOWN_WAIT);
+            }
             inner.view.store(None);
+            inner.overlay.store(None);
         }
     }
 
     /// The paths in use (for tools and tests).
     pub fn cache_path(&self) -> Result<std::path::PathBuf> {
         Ok(self.inner()?.paths.file.clone())
+    }
+}
+
+impl Drop for PatternCache {
+    /// A cache dropped without `shutdown` (say, garbage-collected in
+    /// JavaScript) stops its background task without waiting for it.
+    fn drop(&mut self) {
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(inner) = guard.as_ref() {
+            inner.cancel.store(true, Ordering::Release);
+            if let Some(s) = inner.scheduler.get() {
+                s.signal_stop();
+            }
+        }
+    }
+}
+
+impl Rebuild for Inner {
+    fn rebuild_in_background(&self, trigger: Trigger, force: bool) {
+        if !self.cancel.load(Ordering::Acquire) {
+            self.rebuild(trigger, force);
+        }
+    }
+
+    fn until_ttl(&self) -> Option<Duration> {
+        self.view.load().as_ref()?;
+        let written = self.view_written_at.load(Ordering::Relaxed);
+        let at = written + (self.config.max_age.as_millis() as i64) * 4 / 5;
+        Some(Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64))
     }
 }
 
@@ -283,19 +346,28 @@ impl Inner {
         }
     }
 
-    fn set_unavailable(&self, reason: &str) {
-        *self.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_owned());
+    fn set_unavailable(&self, reason: Option<&str>) {
+        *self.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = reason.map(str::to_owned);
     }
 
     fn unavailable_reason(&self) -> String {
         let reason = self.unavailable.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        reason
-            .unwrap_or_else(|| "the cache file is older than the database (a rebuild will bring it up to date)".into())
+        reason.unwrap_or_else(|| {
+            "the cache file is behind the database by more than the change log can amend; a rebuild is due".into()
+        })
     }
 
     fn drop_view(&self, reason: &str) {
         self.view.store(None);
-        self.set_unavailable(reason);
+        self.overlay.store(None);
+        *self.view_file.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.set_unavailable(Some(reason));
+    }
+
+    fn schedule(&self, trigger: Trigger, urgent: bool, force: bool) {
+        if let Some(s) = self.scheduler.get() {
+            s.invalidate(trigger, urgent, force);
+        }
     }
 
     /// At open: adopt the cache file if it is valid and current, else build one.
@@ -305,11 +377,11 @@ impl Inner {
         } else {
             match cache_file::open_view(&self.paths.file) {
                 // Current only if built from this database, at its generation.
-                Ok(view)
+                Ok((view, identity))
                     if view.header().generation == generation.generation
                         && view.header().source_id == generation.source_id =>
                 {
-                    self.install(Arc::new(view));
+                    self.install(Arc::new(view), identity);
                     return;
                 }
                 Ok(_) => Trigger::SourceChanged,
@@ -332,22 +404,17 @@ impl Inner {
         self.emit(CacheEvent::CorruptionDetected { detail: e.to_string() });
     }
 
-    fn install(&self, view: Arc<CacheView>) {
-        let written = std::fs::metadata(&self.paths.file)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+    fn install(&self, view: Arc<CacheView>, identity: FileIdentity) {
         self.known_generation
             .fetch_max(view.header().generation, Ordering::AcqRel);
-        self.view_written_at.store(written, Ordering::Relaxed);
+        self.view_written_at.store(identity.modified_ms, Ordering::Relaxed);
+        *self.view_file.lock().unwrap_or_else(|p| p.into_inner()) = Some(identity);
+        self.overlay.store(None);
         self.view.store(Some(view));
-        self.set_unavailable_none();
-    }
-
-    fn set_unavailable_none(&self) {
-        *self.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.set_unavailable(None);
+        if let Some(s) = self.scheduler.get() {
+            s.wake();
+        }
     }
 
     /// Builds a cache file and serves from it. `force` rebuilds even when a
@@ -356,21 +423,25 @@ impl Inner {
         let _one_at_a_time = self.building.lock().unwrap_or_else(|p| p.into_inner());
         self.emit(CacheEvent::RebuildStarted { reason: trigger });
         let started = Instant::now();
-        let outcome = cache_file::build(&self.db, &self.paths, force)
+        let outcome = cache_file::build(&self.db, &self.paths, force, &self.cancel)
             .and_then(|built| Ok((built, cache_file::open_view(&self.paths.file)?)));
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         match outcome {
-            Ok((built, view)) => {
+            Ok((built, (view, identity))) => {
                 if built.wrote {
                     self.metrics.rebuild();
+                    let generation = view.header().generation;
+                    // Best effort: the log is only an optimisation, the count only metrics.
+                    let _ = self
+                        .db
+                        .write(|c| queries::prune_changes(c, generation, CHANGE_LOG_KEEP));
                 }
                 if built.count_drifted {
-                    // Best effort: the count only feeds metrics.
                     let _ = self.db.write(queries::repair_pattern_count);
                 }
                 let count = view.header().pattern_count;
                 let size = view.file_size();
-                self.install(Arc::new(view));
+                self.install(Arc::new(view), identity);
                 self.emit(CacheEvent::RebuildFinished {
                     pattern_count: count,
                     duration_ms,
@@ -402,106 +473,184 @@ impl Inner {
         }
     }
 
-    /// A rebuild on its own thread; at most one queued at a time.
-    fn spawn_rebuild(this: &Arc<Inner>, trigger: Trigger) {
-        if this.rebuild_queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let inner = Arc::clone(this);
-        let spawned = std::thread::Builder::new()
-            .name("pattern-cache-rebuild".into())
-            .spawn(move || {
-                inner.rebuild_queued.store(false, Ordering::Release);
-                inner.rebuild(trigger, true);
-            });
-        if spawned.is_err() {
-            this.rebuild_queued.store(false, Ordering::Release);
-        }
-    }
-
-    fn saw_own_write(&self, generation: Generation, _trigger: Trigger) {
+    fn saw_own_write(&self, generation: Generation, trigger: Trigger) {
         self.known_generation.fetch_max(generation.generation, Ordering::AcqRel);
         self.pattern_count.store(generation.pattern_count, Ordering::Relaxed);
+        self.schedule(trigger, false, false);
     }
 
-    /// Reads the database generation when `checkInterval` has passed since
-    /// the last look, so other processes' commits are noticed.
-    fn refresh_generation(&self) -> Result<()> {
-        let interval = self.config.check_interval.as_millis() as u64;
-        let now = self.started.elapsed().as_millis() as u64 + 1;
+    /// Looks at the database when `checkInterval` has passed since the last
+    /// look (or `force`): its generation, and whether another process put a
+    /// newer cache file in place.
+    fn check_database(&self, force: bool) -> Result<()> {
+        let interval = self.config.check_interval.as_millis() as i64;
+        let now = now_ms();
         let last = self.last_check_ms.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < interval.max(1) && interval != 0 {
+        if !force && interval > 0 && now - last < interval {
             return Ok(());
         }
-        if interval != 0
+        if !force
+            && interval > 0
             && self
                 .last_check_ms
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
         {
-            return Ok(()); // another call is checking right now
+            return Ok(()); // another call is looking right now
         }
+        self.last_check_ms.store(now, Ordering::Relaxed);
         let g = self.db.generation()?;
-        self.known_generation.fetch_max(g.generation, Ordering::AcqRel);
+        let previous = self.known_generation.fetch_max(g.generation, Ordering::AcqRel);
         self.pattern_count.store(g.pattern_count, Ordering::Relaxed);
+        if self.config.enabled {
+            self.adopt_newer_file();
+            let behind = self
+                .view
+                .load()
+                .as_ref()
+                .is_some_and(|v| v.header().generation < g.generation);
+            if g.generation > previous && behind {
+                self.schedule(Trigger::SourceChanged, false, false);
+            }
+        }
         Ok(())
     }
 
-    fn fresh_view(&self) -> Option<Arc<CacheView>> {
-        let view = self.view.load_full()?;
-        (view.header().generation == self.known_generation.load(Ordering::Acquire)).then_some(view)
+    /// Another process may have built a newer file: adopt it when it is
+    /// from this database and newer than the one in use.
+    fn adopt_newer_file(&self) {
+        let Ok(on_disk) = FileIdentity::of(&self.paths.file) else {
+            return;
+        };
+        if self.view_file.lock().unwrap_or_else(|p| p.into_inner()).as_ref() == Some(&on_disk) {
+            return;
+        }
+        let Ok((view, identity)) = cache_file::open_view(&self.paths.file) else {
+            return; // a broken file is the builder's to replace; keep ours
+        };
+        let ours = self.view.load().as_ref().map(|v| v.header().generation);
+        if view.header().source_id == self.source_id && ours.is_none_or(|g| view.header().generation > g) {
+            self.install(Arc::new(view), identity);
+        }
+    }
+
+    /// The file in use, if it has not outlived `maxAge` without a check of
+    /// the database since (then it gets one now).
+    fn current_view(&self) -> Result<Option<Arc<CacheView>>> {
+        let Some(view) = self.view.load_full() else {
+            return Ok(None);
+        };
+        let expires = self.view_written_at.load(Ordering::Relaxed) + self.config.max_age.as_millis() as i64;
+        if now_ms() > expires && self.last_check_ms.load(Ordering::Relaxed) < expires {
+            self.check_database(true)?;
+        }
+        Ok(self.view.load_full().or(Some(view)))
+    }
+
+    /// True when tier 1 can answer as of the newest known generation without
+    /// reading the database first.
+    fn serving_view(&self) -> bool {
+        let Some(view) = self.view.load_full() else {
+            return false;
+        };
+        let known = self.known_generation.load(Ordering::Acquire);
+        view.header().generation == known
+            || self
+                .overlay
+                .load()
+                .as_ref()
+                .is_some_and(|o| o.base == view.header().generation && o.generation >= known)
+    }
+
+    /// The overlay that brings `view` up to `known`, refreshed from the
+    /// change log when it is behind; `None` when the log cannot.
+    fn overlay_for(&self, view: &CacheView, known: u64) -> Option<Arc<Overlay>> {
+        let base = view.header().generation;
+        let fits = |o: &Arc<Overlay>| o.base == base && o.generation >= known;
+        if let Some(o) = self.overlay.load_full().filter(fits) {
+            return Some(o);
+        }
+        let _one_refresh = self.overlay_refresh.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.overlay.load_full().filter(|o| o.base == base);
+        if let Some(o) = current.as_ref().filter(|o| fits(o)) {
+            return Some(Arc::clone(o));
+        }
+        let since = current.as_ref().map_or(base, |o| o.generation);
+        let room = MAX_OVERLAY.saturating_sub(current.as_ref().map_or(0, |o| o.len()));
+        let changes = self.db.read(|c| queries::changes_since(c, since, room)).ok()??;
+        let next = Arc::new(match current {
+            Some(o) => o.advanced(changes),
+            None => Overlay::new(base).advanced(changes),
+        });
+        if next.len() > MAX_OVERLAY {
+            return None;
+        }
+        self.overlay.store(Some(Arc::clone(&next)));
+        Some(next)
     }
 
     fn serve<T>(
         self: &Arc<Self>,
-        cached: impl Fn(&CacheView) -> Result<T>,
+        cached: impl Fn(&Tier1<'_>) -> Result<T>,
         direct: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
-        let this = self;
-        if this.config.enabled {
-            this.refresh_generation()?;
-            if let Some(result) = Inner::try_tier1(this, &cached) {
+        if self.config.enabled {
+            self.check_database(false)?;
+            if let Some(result) = self.try_tier1(&cached)? {
                 return result;
             }
-            if !this.config.fallback_to_sqlite {
+            if !self.config.fallback_to_sqlite {
                 // Tier 1 only: bring it up to date now and answer from it.
-                let built = this.rebuild(Trigger::SourceChanged, false);
-                if let Some(result) = Inner::try_tier1(this, &cached) {
+                let built = self.rebuild(Trigger::SourceChanged, false);
+                if let Some(result) = self.try_tier1(&cached)? {
                     return result;
                 }
                 return Err(Error::CacheUnavailable(
-                    built.error.unwrap_or_else(|| this.unavailable_reason()),
+                    built.error.unwrap_or_else(|| self.unavailable_reason()),
                 ));
             }
         }
         let started = Instant::now();
-        let out = this.db.read(direct)?;
-        this.record(false, started.elapsed());
+        let out = self.db.read(direct)?;
+        self.record(false, started.elapsed());
         Ok(out)
     }
 
-    /// Answers from tier 1 when it is current; `None` means "ask SQLite".
-    /// A corrupt record sends this read to SQLite and replaces the file.
-    fn try_tier1<T>(this: &Arc<Inner>, cached: &impl Fn(&CacheView) -> Result<T>) -> Option<Result<T>> {
-        let view = this.fresh_view()?;
+    /// Answers from tier 1 when it can; `None` means "ask SQLite". A corrupt
+    /// record drops the file and starts a rebuild.
+    fn try_tier1<T>(&self, cached: &impl Fn(&Tier1<'_>) -> Result<T>) -> Result<Option<Result<T>>> {
+        let Some(view) = self.current_view()? else {
+            return Ok(None);
+        };
+        let known = self.known_generation.load(Ordering::Acquire);
+        let overlay = if view.header().generation == known {
+            None
+        } else {
+            match self.overlay_for(&view, known) {
+                Some(o) => Some(o),
+                None => return Ok(None),
+            }
+        };
         let started = Instant::now();
-        match cached(&view) {
+        let tier1 = Tier1 {
+            view: &view,
+            overlay: overlay.as_deref(),
+        };
+        match cached(&tier1) {
             Ok(v) => {
-                this.record(true, started.elapsed());
-                Some(Ok(v))
+                self.record(true, started.elapsed());
+                Ok(Some(Ok(v)))
             }
             Err(e) if e.is_cache_problem() => {
-                this.corruption(&e);
-                this.drop_view(&format!("the cache file failed a check: {e}"));
-                this.emit(CacheEvent::Fallback {
-                    reason: this.unavailable_reason(),
+                self.corruption(&e);
+                self.drop_view(&format!("the cache file failed a check: {e}"));
+                self.emit(CacheEvent::Fallback {
+                    reason: self.unavailable_reason(),
                 });
-                if this.config.background_rebuild {
-                    Inner::spawn_rebuild(this, Trigger::Corruption);
-                }
-                None
+                self.schedule(Trigger::Corruption, true, true);
+                Ok(None)
             }
-            Err(e) => Some(Err(e)),
+            Err(e) => Ok(Some(Err(e))),
         }
     }
 

@@ -110,7 +110,7 @@ fn instances_sharing_a_database_converge_on_sqlite() {
         assert_eq!(cache.metrics().unwrap().tier, pattern_cache::Tier::Cache);
         assert_eq!(cache.query(&PatternFilter::default()).unwrap(), truth);
     }
-    let view = pattern_cache::cache_file::open_view(&cache_path(dir.path())).unwrap();
+    let view = pattern_cache::cache_file::open_view(&cache_path(dir.path())).unwrap().0;
     view.verify_all().unwrap();
     assert_eq!(view.query(&PatternFilter::default()).unwrap(), truth);
 }

@@ -18,7 +18,7 @@ const CACHE_CODES: [&str; 2] = ["CACHE_CORRUPT", "CACHE_INCOMPATIBLE"];
 fn open_and_verify(dir: &Path, bytes: &[u8]) -> Result<pattern_cache::format::CacheView, Error> {
     let path = dir.join("probe.pcache");
     std::fs::write(&path, bytes).unwrap();
-    let view = open_view(&path)?;
+    let view = open_view(&path)?.0;
     view.verify_all()?;
     Ok(view)
 }
@@ -69,7 +69,7 @@ fn every_record_equals_sqlite() {
 
     let rows = sqlite_all(&db_path(dir.path()));
     assert_eq!(rows, Model::from_inputs(&inputs).all(), "SQLite vs model");
-    let view = open_view(&cache_path(dir.path())).unwrap();
+    let view = open_view(&cache_path(dir.path())).unwrap().0;
     assert_eq!(view.len() as usize, rows.len());
     assert_eq!(view.header().pattern_count, 300);
     assert_eq!(view.header().embedding_dim as usize, DIM);
@@ -103,7 +103,7 @@ fn empty_database_gives_a_valid_empty_file() {
     let dir = tempfile::tempdir().unwrap();
     fill_db(dir.path(), &[], 1, &[]);
     build_file(dir.path());
-    let view = open_view(&cache_path(dir.path())).unwrap();
+    let view = open_view(&cache_path(dir.path())).unwrap().0;
     assert!(view.is_empty());
     assert_eq!(view.header().embedding_dim, 0);
     assert!(view.query(&PatternFilter::default()).unwrap().is_empty());
@@ -225,7 +225,7 @@ fn a_flipped_bit_in_a_record_is_caught_when_that_record_is_read() {
         for at in [start, start + len / 2, start + len - 1] {
             std::fs::write(&path, flip(&f.bytes, at, 0x80)).unwrap();
             // The header and small sections are intact: opening succeeds.
-            let view = open_view(&path).unwrap();
+            let view = open_view(&path).unwrap().0;
             for (ordinal, want) in f.patterns.iter().enumerate() {
                 let got = view.record(ordinal as u32);
                 if ordinal == victim {

@@ -34,6 +34,8 @@ pub struct Generation {
     pub pattern_count: u64,
     /// The database's random identity.
     pub source_id: [u8; 16],
+    /// The change log holds every change after this generation.
+    pub log_floor: u64,
 }
 
 pub struct Database {

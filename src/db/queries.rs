@@ -45,7 +45,7 @@ fn config_from_row(r: &Row<'_>) -> rusqlite::Result<AgentConfig> {
 
 pub fn generation(conn: &Connection) -> Result<Generation> {
     Ok(conn.query_row(
-        "SELECT generation, changed_at, pattern_count, source_id FROM cache_state WHERE singleton = 1",
+        "SELECT generation, changed_at, pattern_count, source_id, log_floor FROM cache_state WHERE singleton = 1",
         [],
         |r| {
             Ok(Generation {
@@ -53,9 +53,77 @@ pub fn generation(conn: &Connection) -> Result<Generation> {
                 changed_at_ms: r.get(1)?,
                 pattern_count: r.get::<_, i64>(2)?.max(0) as u64,
                 source_id: r.get(3)?,
+                log_floor: r.get::<_, i64>(4)?.max(0) as u64,
             })
         },
     )?)
+}
+
+/// What changed after a generation: each changed key with its current row
+/// (`None`: deleted), as of `generation`.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub generation: u64,
+    pub patterns: Vec<(String, Option<Pattern>)>,
+    pub configs: Vec<(String, Option<AgentConfig>)>,
+}
+
+/// The changes after generation `since`, or `None` when the log cannot tell
+/// (pruned past `since`) or more than `max` keys changed.
+pub fn changes_since(conn: &Connection, since: u64, max: usize) -> Result<Option<Changes>> {
+    let state = generation(conn)?;
+    if since < state.log_floor {
+        return Ok(None);
+    }
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let changed: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM pattern_changes WHERE generation > ?1)
+              + (SELECT count(*) FROM config_changes WHERE generation > ?1)",
+        [since],
+        |r| r.get(0),
+    )?;
+    if changed as u64 > max as u64 {
+        return Ok(None);
+    }
+    let mut ids = conn.prepare_cached("SELECT id FROM pattern_changes WHERE generation > ?1 ORDER BY id")?;
+    let ids: Vec<String> = ids.query_map([since], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut agents = conn.prepare_cached("SELECT agent_id FROM config_changes WHERE generation > ?1")?;
+    let agents: Vec<String> = agents
+        .query_map([since], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(Changes {
+        generation: state.generation,
+        patterns: ids
+            .into_iter()
+            .map(|id| Ok((id.clone(), get_pattern(conn, &id)?)))
+            .collect::<Result<_>>()?,
+        configs: agents
+            .into_iter()
+            .map(|id| Ok((id.clone(), get_config(conn, &id)?)))
+            .collect::<Result<_>>()?,
+    }))
+}
+
+/// Drops log entries a rebuilt file at `built` no longer needs, once the log
+/// holds more than `keep` keys. Readers of older files then rebuild or pick
+/// up the new file instead of amending theirs.
+pub fn prune_changes(conn: &Connection, built: u64, keep: usize) -> Result<()> {
+    let n: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM pattern_changes) + (SELECT count(*) FROM config_changes)",
+        [],
+        |r| r.get(0),
+    )?;
+    if (n as u64) <= keep as u64 {
+        return Ok(());
+    }
+    let built = i64::try_from(built).unwrap_or(i64::MAX);
+    conn.execute("DELETE FROM pattern_changes WHERE generation <= ?1", [built])?;
+    conn.execute("DELETE FROM config_changes WHERE generation <= ?1", [built])?;
+    conn.execute(
+        "UPDATE cache_state SET log_floor = max(log_floor, ?1) WHERE singleton = 1",
+        [built],
+    )?;
+    Ok(())
 }
 
 /// Resets the trigger-kept pattern count to the true row count. Needed only

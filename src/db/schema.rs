@@ -70,7 +70,56 @@ fn migrations() -> Vec<String> {
             ));
         }
     }
-    vec![v1]
+    vec![v1, v2_change_log()]
+}
+
+/// v2: a change log, so a reader can amend an older cache file with just
+/// the rows that changed since it was built (instead of abandoning it).
+/// `<table>_changes` holds, per key, the generation of its latest change;
+/// `cache_state.log_floor` is the generation up to which the log was pruned.
+fn v2_change_log() -> String {
+    let mut v2 = String::from(
+        "CREATE TABLE pattern_changes (id TEXT NOT NULL PRIMARY KEY, generation INTEGER NOT NULL);
+        CREATE INDEX pattern_changes_by_generation ON pattern_changes(generation);
+        CREATE TABLE config_changes (agent_id TEXT NOT NULL PRIMARY KEY, generation INTEGER NOT NULL);
+        CREATE INDEX config_changes_by_generation ON config_changes(generation);
+        -- Changes before the log existed are not in it: readers of older files must rebuild.
+        ALTER TABLE cache_state ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0;
+        UPDATE cache_state SET log_floor = generation;
+        ",
+    );
+    for (table, log, key) in [
+        ("patterns", "pattern_changes", "id"),
+        ("agent_configs", "config_changes", "agent_id"),
+    ] {
+        let log_row = |row: &str| {
+            format!(
+                "INSERT INTO {log} ({key}, generation) SELECT {row}.{key}, generation FROM cache_state WHERE singleton = 1 \
+                 ON CONFLICT({key}) DO UPDATE SET generation = excluded.generation;"
+            )
+        };
+        for (suffix, event, rows) in [
+            ("ins", "INSERT", vec!["NEW"]),
+            ("upd", "UPDATE", vec!["OLD", "NEW"]),
+            ("del", "DELETE", vec!["OLD"]),
+        ] {
+            let count = match (table, event) {
+                ("patterns", "INSERT") => {
+                    "UPDATE cache_state SET pattern_count = pattern_count + 1 WHERE singleton = 1;"
+                }
+                ("patterns", "DELETE") => {
+                    "UPDATE cache_state SET pattern_count = pattern_count - 1 WHERE singleton = 1;"
+                }
+                _ => "",
+            };
+            let logged: String = rows.iter().map(|r| log_row(r)).collect();
+            v2.push_str(&format!(
+                "DROP TRIGGER {table}_{suffix}_generation;
+                 CREATE TRIGGER {table}_{suffix}_generation AFTER {event} ON {table} BEGIN {BUMP} {count} {logged} END;\n"
+            ));
+        }
+    }
+    v2
 }
 
 /// The schema version this release writes.

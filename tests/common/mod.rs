@@ -259,7 +259,7 @@ pub fn fill_db(dir: &Path, inputs: &[PatternInput], batch: usize, configs: &[Age
 pub fn build_file(dir: &Path) -> Vec<u8> {
     let opened = Database::open(&db_path(dir)).expect("open database");
     let paths = CachePaths::new(&cache_path(dir));
-    let built = cache_file::build(&opened.db, &paths, true).expect("build cache file");
+    let built = cache_file::build(&opened.db, &paths, true, &Default::default()).expect("build cache file");
     assert!(built.wrote);
     let bytes = std::fs::read(&paths.file).expect("read cache file");
     assert_eq!(bytes.len() as u64, built.file_size);
