@@ -297,7 +297,9 @@ impl PatternCache {
         if let Some(inner) = taken {
             inner.cancel.store(true, Ordering::Release);
             if let Some(s) = inner.scheduler.get() {
-                s.stop(SHUTDOWN_WAIT);
+                // A rebuild abandons its build at the next record; waiting
+                // longer than this would mean SQLite itself is stuck.
+                let _ = s.stop(SHUTDOWN_WAIT);
             }
             inner.view.store(None);
             inner.overlay.store(None);

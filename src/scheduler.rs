@@ -103,12 +103,17 @@ impl Scheduler {
     }
 
     /// Ends the task and waits (up to `timeout`) until it has finished,
-    /// including a rebuild it is running. Idempotent.
-    pub fn stop(&self, timeout: Duration) {
+    /// including a rebuild it is running. Idempotent; true once it has ended.
+    pub fn stop(&self, timeout: Duration) -> bool {
         self.signal_stop();
-        let done = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(done) = done {
-            let _ = done.recv_timeout(timeout);
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        match done.as_ref().map(|rx| rx.recv_timeout(timeout)) {
+            None => true,
+            Some(Ok(())) | Some(Err(std_mpsc::RecvTimeoutError::Disconnected)) => {
+                *done = None;
+                true
+            }
+            Some(Err(std_mpsc::RecvTimeoutError::Timeout)) => false,
         }
     }
 }
@@ -194,5 +199,77 @@ async fn run<R: Rebuild>(cache: Weak<R>, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    struct Counting {
+        rebuilds: AtomicUsize,
+        reasons: Mutex<Vec<Trigger>>,
+        done: Mutex<std_mpsc::Sender<()>>,
+    }
+
+    impl Rebuild for Counting {
+        fn rebuild_in_background(&self, trigger: Trigger, _force: bool) {
+            self.rebuilds.fetch_add(1, Ordering::SeqCst);
+            self.reasons.lock().unwrap().push(trigger);
+            let _ = self.done.lock().unwrap().send(());
+        }
+        fn until_ttl(&self) -> Option<Duration> {
+            None
+        }
+    }
+
+    fn counting() -> (Arc<Counting>, std_mpsc::Receiver<()>) {
+        let (tx, rx) = std_mpsc::channel();
+        let c = Arc::new(Counting {
+            rebuilds: AtomicUsize::new(0),
+            reasons: Mutex::new(Vec::new()),
+            done: Mutex::new(tx),
+        });
+        (c, rx)
+    }
+
+    #[test]
+    fn a_burst_of_invalidations_coalesces() {
+        let (cache, done) = counting();
+        let s = Scheduler::start(Arc::downgrade(&cache)).unwrap();
+        for _ in 0..1000 {
+            s.invalidate(Trigger::PatternStored, false, false);
+        }
+        done.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(s.stop(Duration::from_secs(10)));
+        let n = cache.rebuilds.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&n), "{n} rebuilds");
+    }
+
+    #[test]
+    fn an_urgent_request_names_the_rebuild_and_runs_without_waiting_for_quiet() {
+        let (cache, done) = counting();
+        let s = Scheduler::start(Arc::downgrade(&cache)).unwrap();
+        s.invalidate(Trigger::PatternStored, false, false);
+        s.invalidate(Trigger::Manual, true, true);
+        done.recv_timeout(Duration::from_secs(10)).unwrap();
+        s.stop(Duration::from_secs(10));
+        assert_eq!(cache.reasons.lock().unwrap()[0], Trigger::Manual);
+    }
+
+    #[test]
+    fn the_task_ends_when_its_cache_is_dropped_or_stopped() {
+        let (cache, _done) = counting();
+        let s = Scheduler::start(Arc::downgrade(&cache)).unwrap();
+        drop(cache);
+        s.wake(); // the task notices the cache is gone and ends by itself
+        assert!(s.stop(Duration::from_secs(10)));
+        assert!(s.stop(Duration::from_secs(0)), "idempotent");
+
+        let (cache, _done) = counting();
+        let s = Scheduler::start(Arc::downgrade(&cache)).unwrap();
+        assert!(s.stop(Duration::from_secs(10)), "stopped while its cache lives");
     }
 }

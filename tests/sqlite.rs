@@ -250,3 +250,44 @@ fn a_shell_replace_into_miscounts_until_the_next_rebuild_repairs_it() {
     assert_eq!(state(&conn).1, 10, "the build repaired the counter");
     cache.shutdown();
 }
+
+#[test]
+fn a_version_1_database_is_migrated_and_its_cache_rebuilt_for_schema_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        pattern_cache::db::schema::migrate_to(&conn, 1).unwrap();
+        shell_insert(&conn, "old-1", "auth");
+        shell_insert(&conn, "old-2", "search");
+    }
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink_events = events.clone();
+    let sink: pattern_cache::EventSink = std::sync::Arc::new(move |e| sink_events.lock().unwrap().push(e));
+    let config = pattern_cache::Config::resolve(
+        &pattern_cache::ConfigInput {
+            db_path: Some(path.to_string_lossy().into_owned()),
+            background_rebuild: Some(false),
+            ..Default::default()
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let cache = pattern_cache::PatternCache::open(config, Some(sink)).unwrap();
+    assert!(events.lock().unwrap().contains(&pattern_cache::CacheEvent::RebuildStarted {
+        reason: pattern_cache::Trigger::SchemaMigration
+    }));
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, pattern_cache::db::schema::latest_version());
+    assert_eq!(cache.load_pattern("old-2").unwrap().unwrap().domain, "search");
+    assert_eq!(cache.metrics().unwrap().tier, Tier::Cache);
+    // The change log now works: a shell write after the migration is logged.
+    shell_insert(&conn, "new-1", "auth");
+    let logged: i64 = conn
+        .query_row("SELECT count(*) FROM pattern_changes WHERE id = 'new-1'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 1);
+    cache.shutdown();
+}

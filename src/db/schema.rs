@@ -130,20 +130,23 @@ pub fn latest_version() -> i64 {
 /// Brings the schema to the latest version. Returns the version found.
 /// Must run inside an IMMEDIATE transaction.
 pub fn migrate(conn: &Connection) -> Result<i64> {
+    migrate_to(conn, latest_version())
+}
+
+/// Brings the schema to version `target` (tests use it to make old databases).
+pub fn migrate_to(conn: &Connection, target: i64) -> Result<i64> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let all = migrations();
     let latest = all.len() as i64;
     if found > latest {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: latest,
-        });
+        return Err(Error::SchemaTooNew { found, supported: latest });
     }
-    for step in all.iter().skip(found.max(0) as usize) {
+    let target = target.clamp(0, latest);
+    for step in all.iter().take(target as usize).skip(found.max(0) as usize) {
         conn.execute_batch(step)?;
     }
-    if found != latest {
-        conn.pragma_update(None, "user_version", latest)?;
+    if found < target {
+        conn.pragma_update(None, "user_version", target)?;
     }
     Ok(found)
 }
