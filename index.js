@@ -6,6 +6,29 @@
 // what N-API cannot name (Symbol.asyncDispose). Values are checked in Rust.
 
 const native = require('./binding.js')
+const vm = require('node:vm')
+
+// Test runners such as jest run test files in their own V8 context ("realm"),
+// while the addon builds results in Node's main context. There, a returned
+// embedding would fail `instanceof Float32Array`. When loaded in such a
+// context, re-view each embedding (same memory, no copy) as this context's
+// Float32Array.
+const FOREIGN_REALM = vm.runInThisContext('Float32Array') !== Float32Array
+
+function adoptPattern(p) {
+  if (p && p.embedding && !(p.embedding instanceof Float32Array)) {
+    p.embedding = new Float32Array(p.embedding.buffer, p.embedding.byteOffset, p.embedding.length)
+  }
+  return p
+}
+
+function adopt(result) {
+  if (Array.isArray(result)) result.forEach(adoptPattern)
+  else adoptPattern(result)
+  return result
+}
+
+const inThisRealm = FOREIGN_REALM ? (promise) => promise.then(adopt) : (promise) => promise
 
 /** Every `code` an error from this package can carry (see README). */
 const ERROR_CODES = Object.freeze([
@@ -154,7 +177,8 @@ class PatternCache {
   }
 
   loadPattern(id) {
-    return guard('INVALID_ARGUMENT', 'id', id) ? reject(guard('INVALID_ARGUMENT', 'id', id)) : this.#native.loadPattern(id)
+    const bad = guard('INVALID_ARGUMENT', 'id', id)
+    return bad ? reject(bad) : inThisRealm(this.#native.loadPattern(id))
   }
 
   loadPatterns(ids) {
@@ -163,7 +187,7 @@ class PatternCache {
       const bad = guard('INVALID_ARGUMENT', `ids[${i}]`, ids[i])
       if (bad) return reject(bad)
     }
-    return this.#native.loadPatterns(ids)
+    return inThisRealm(this.#native.loadPatterns(ids))
   }
 
   loadPatternsByDomain(domain) {
@@ -180,7 +204,7 @@ class PatternCache {
 
   #loadBy(kind, name) {
     const bad = guard('INVALID_ARGUMENT', kind, name)
-    return bad ? reject(bad) : this.#native.loadBy(kind, name)
+    return bad ? reject(bad) : inThisRealm(this.#native.loadBy(kind, name))
   }
 
   query(filter) {
@@ -191,12 +215,12 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return this.#native.query({
+    return inThisRealm(this.#native.query({
       domain: filter.domain ?? undefined,
       type: filter.type ?? undefined,
       framework: filter.framework ?? undefined,
       limit: filter.limit ?? undefined,
-    })
+    }))
   }
 
   storePattern(pattern) {

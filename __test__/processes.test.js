@@ -19,6 +19,7 @@ function run(script, cwd) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', script], { cwd, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
+    child.stdout.setEncoding('utf8') // decodes characters split across chunks
     child.stdout.on('data', (d) => (out += d))
     child.on('error', reject)
     child.on('exit', (code, signal) => resolve({ code, signal, out }))

@@ -275,9 +275,12 @@ fn a_version_1_database_is_migrated_and_its_cache_rebuilt_for_schema_migration()
     )
     .unwrap();
     let cache = pattern_cache::PatternCache::open(config, Some(sink)).unwrap();
-    assert!(events.lock().unwrap().contains(&pattern_cache::CacheEvent::RebuildStarted {
-        reason: pattern_cache::Trigger::SchemaMigration
-    }));
+    assert!(events
+        .lock()
+        .unwrap()
+        .contains(&pattern_cache::CacheEvent::RebuildStarted {
+            reason: pattern_cache::Trigger::SchemaMigration
+        }));
     let conn = Connection::open(&path).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, pattern_cache::db::schema::latest_version());
@@ -286,7 +289,9 @@ fn a_version_1_database_is_migrated_and_its_cache_rebuilt_for_schema_migration()
     // The change log now works: a shell write after the migration is logged.
     shell_insert(&conn, "new-1", "auth");
     let logged: i64 = conn
-        .query_row("SELECT count(*) FROM pattern_changes WHERE id = 'new-1'", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM pattern_changes WHERE id = 'new-1'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(logged, 1);
     cache.shutdown();

@@ -139,7 +139,10 @@ pub fn migrate_to(conn: &Connection, target: i64) -> Result<i64> {
     let all = migrations();
     let latest = all.len() as i64;
     if found > latest {
-        return Err(Error::SchemaTooNew { found, supported: latest });
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: latest,
+        });
     }
     let target = target.clamp(0, latest);
     for step in all.iter().take(target as usize).skip(found.max(0) as usize) {
