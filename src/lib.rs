@@ -16,18 +16,23 @@
 //! * Writes are validated whole (`validate`), then committed to SQLite in one
 //!   `BEGIN IMMEDIATE` transaction. Triggers advance `cache_state.generation`
 //!   for every row change, whichever process or tool made it.
-//! * A cache file records the generation it was built from. The loader
-//!   serves from it only while that equals the newest generation it knows
-//!   (its own writes update that at once; other processes' at most every
-//!   `checkInterval`), so tier 1 never answers with stale data.
+//! * A cache file records the generation (and the database's random
+//!   identity) it was built from. The loader serves from it while that is
+//!   the newest generation it knows (its own writes update that at once;
+//!   other processes' at most every `checkInterval`), or, when the file is a
+//!   few changes behind, from the file amended with the changed rows read
+//!   from the change log the triggers keep (`overlay`). Otherwise SQLite.
 //! * Building streams every pattern, in id order, from one SQLite read
 //!   transaction into a temp file (`format::writer`), then renames it into
 //!   place under a cross-process file lock. Readers map the file
 //!   (`memmap2`), validate the header and small sections at open, and hash
-//!   each record the first time it is read.
-//! * Anything wrong with tier 1 (missing, corrupt, other major, stale,
-//!   unwritable directory) sends reads to SQLite; the reason is in the
-//!   metrics and in a `fallback` event.
+//!   each record the first time it is read. Other processes notice the new
+//!   file at their next check and map it.
+//! * `scheduler` runs rebuilds in the background (tokio): after writes,
+//!   invalidations and at 80% of `maxAge`, debounced and one at a time.
+//! * Anything wrong with tier 1 (missing, corrupt, other major, too far
+//!   behind, unwritable directory) sends reads to SQLite; the reason is in
+//!   the metrics and in a `fallback` event.
 //!
 //! Everything here is plain Rust; only `src/napi` (feature `napi`) touches
 //! N-API, so `cargo test` runs without Node.
