@@ -11,6 +11,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The native half of `PatternCache` (index.js adds the JavaScript half). */
 export declare class NativePatternCache {
+  /**
+   * A cache hit (or miss) answered on the JavaScript thread, without a
+   * thread hop: the pattern, `null` when absent, `undefined` when only
+   * the full (async) call can answer.
+   */
+  tryLoadPattern(id: string): StoredPattern | null | undefined
+  /**
+   * `query` on the JavaScript thread for small results; `undefined` when
+   * only the full (async) call can answer.
+   */
+  tryQuery(filter: JsPatternFilter): StoredPattern[] | undefined
   loadPattern(id: string): Promise<StoredPattern | null>
   loadPatterns(ids: Array<string>): Promise<Array<StoredPattern | null>>
   /** `kind` is "domain", "type" or "framework". */

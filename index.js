@@ -29,6 +29,7 @@ function adopt(result) {
 }
 
 const inThisRealm = FOREIGN_REALM ? (promise) => promise.then(adopt) : (promise) => promise
+const resolved = FOREIGN_REALM ? (value) => Promise.resolve(adopt(value)) : (value) => Promise.resolve(value)
 
 /** Every `code` an error from this package can carry (see README). */
 const ERROR_CODES = Object.freeze([
@@ -178,7 +179,16 @@ class PatternCache {
 
   loadPattern(id) {
     const bad = guard('INVALID_ARGUMENT', 'id', id)
-    return bad ? reject(bad) : inThisRealm(this.#native.loadPattern(id))
+    if (bad) return reject(bad)
+    // A cache hit is answered here, on this thread; only what needs the
+    // database (or a check of it) hops to the thread pool.
+    let hit
+    try {
+      hit = this.#native.tryLoadPattern(id)
+    } catch (e) {
+      return reject(e)
+    }
+    return hit === undefined ? inThisRealm(this.#native.loadPattern(id)) : resolved(hit)
   }
 
   loadPatterns(ids) {
@@ -204,7 +214,17 @@ class PatternCache {
 
   #loadBy(kind, name) {
     const bad = guard('INVALID_ARGUMENT', kind, name)
-    return bad ? reject(bad) : inThisRealm(this.#native.loadBy(kind, name))
+    return bad ? reject(bad) : this.#query({ [kind]: name }, () => this.#native.loadBy(kind, name))
+  }
+
+  #query(filter, slow) {
+    let hit
+    try {
+      hit = this.#native.tryQuery(filter)
+    } catch (e) {
+      return reject(e)
+    }
+    return hit === undefined ? inThisRealm(slow()) : resolved(hit)
   }
 
   query(filter) {
@@ -215,12 +235,13 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return inThisRealm(this.#native.query({
+    const clean = {
       domain: filter.domain ?? undefined,
       type: filter.type ?? undefined,
       framework: filter.framework ?? undefined,
       limit: filter.limit ?? undefined,
-    }))
+    }
+    return this.#query(clean, () => this.#native.query(clean))
   }
 
   storePattern(pattern) {

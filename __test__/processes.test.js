@@ -22,7 +22,7 @@ function run(script, cwd) {
     child.stdout.setEncoding('utf8') // decodes characters split across chunks
     child.stdout.on('data', (d) => (out += d))
     child.on('error', reject)
-    child.on('exit', (code, signal) => resolve({ code, signal, out }))
+    child.on('close', (code, signal) => resolve({ code, signal, out })) // after stdout is drained
   })
 }
 

@@ -149,6 +149,32 @@ impl PatternCache {
         self.inner().is_err()
     }
 
+    /// Answers from tier 1 without touching the database or blocking, or
+    /// says it cannot (`None`): the database is due a look (`checkInterval`
+    /// passed), the file is missing, or too far behind for the overlay in
+    /// memory. Meant for the JavaScript thread; the full call is the fallback.
+    pub fn try_cached<T>(&self, cached: impl Fn(&Tier1<'_>) -> Result<T>) -> Option<Result<T>> {
+        let inner = self.inner().ok()?;
+        inner.try_fast(&cached, true)
+    }
+
+    /// `query` through `try_cached`, for results of at most `max` patterns
+    /// (larger ones are decoded off the JavaScript thread by `query`).
+    pub fn try_query(&self, filter: &PatternFilter, max: usize) -> Option<Result<Vec<Pattern>>> {
+        if let Err(e) = validate::filter(filter) {
+            return Some(Err(e));
+        }
+        // Sized first, without counting a hit: a large result is the async call's.
+        let inner = self.inner().ok()?;
+        if !inner
+            .try_fast(&|t: &Tier1<'_>| Ok(t.size_hint(filter) <= max), false)?
+            .ok()?
+        {
+            return None;
+        }
+        inner.try_fast(&|t: &Tier1<'_>| t.query(filter), true)
+    }
+
     pub fn load_pattern(&self, id: &str) -> Result<Option<Pattern>> {
         validate::id_argument(id)?;
         self.inner()?.serve(|t| t.get(id), |c| queries::get_pattern(c, id))
@@ -618,6 +644,65 @@ impl Inner {
         Ok(out)
     }
 
+    /// `try_tier1` restricted to what needs no database access.
+    fn try_fast<T>(&self, cached: &impl Fn(&Tier1<'_>) -> Result<T>, count: bool) -> Option<Result<T>> {
+        if !self.config.enabled {
+            return None;
+        }
+        let interval = self.config.check_interval.as_millis() as i64;
+        let now = now_ms();
+        if interval == 0 || now - self.last_check_ms.load(Ordering::Relaxed) >= interval {
+            return None;
+        }
+        let view = self.view.load_full()?;
+        let expires = self.view_written_at.load(Ordering::Relaxed) + self.config.max_age.as_millis() as i64;
+        if now > expires && self.last_check_ms.load(Ordering::Relaxed) < expires {
+            return None;
+        }
+        let known = self.known_generation.load(Ordering::Acquire);
+        let overlay = if view.header().generation == known {
+            None
+        } else {
+            let base = view.header().generation;
+            Some(
+                self.overlay
+                    .load_full()
+                    .filter(|o| o.base == base && o.generation >= known)?,
+            )
+        };
+        self.answer(&view, overlay.as_deref(), cached, count)
+    }
+
+    /// Runs a read on tier 1; `None` when the file failed a check (it is
+    /// then dropped and a rebuild scheduled).
+    fn answer<T>(
+        &self,
+        view: &CacheView,
+        overlay: Option<&Overlay>,
+        cached: &impl Fn(&Tier1<'_>) -> Result<T>,
+        count: bool,
+    ) -> Option<Result<T>> {
+        let started = Instant::now();
+        match cached(&Tier1 { view, overlay }) {
+            Ok(v) => {
+                if count {
+                    self.record(true, started.elapsed());
+                }
+                Some(Ok(v))
+            }
+            Err(e) if e.is_cache_problem() => {
+                self.corruption(&e);
+                self.drop_view(&format!("the cache file failed a check: {e}"));
+                self.emit(CacheEvent::Fallback {
+                    reason: self.unavailable_reason(),
+                });
+                self.schedule(Trigger::Corruption, true, true);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// Answers from tier 1 when it can; `None` means "ask SQLite". A corrupt
     /// record drops the file and starts a rebuild.
     fn try_tier1<T>(&self, cached: &impl Fn(&Tier1<'_>) -> Result<T>) -> Result<Option<Result<T>>> {
@@ -633,27 +718,7 @@ impl Inner {
                 None => return Ok(None),
             }
         };
-        let started = Instant::now();
-        let tier1 = Tier1 {
-            view: &view,
-            overlay: overlay.as_deref(),
-        };
-        match cached(&tier1) {
-            Ok(v) => {
-                self.record(true, started.elapsed());
-                Ok(Some(Ok(v)))
-            }
-            Err(e) if e.is_cache_problem() => {
-                self.corruption(&e);
-                self.drop_view(&format!("the cache file failed a check: {e}"));
-                self.emit(CacheEvent::Fallback {
-                    reason: self.unavailable_reason(),
-                });
-                self.schedule(Trigger::Corruption, true, true);
-                Ok(None)
-            }
-            Err(e) => Ok(Some(Err(e))),
-        }
+        Ok(self.answer(&view, overlay.as_deref(), cached, true))
     }
 
     fn record(&self, hit: bool, took: Duration) {

@@ -90,6 +90,16 @@ impl Tier1<'_> {
         self.query(&filter)
     }
 
+    /// At most how many patterns `query(filter)` returns (cheap: no decoding).
+    pub fn size_hint(&self, filter: &PatternFilter) -> usize {
+        let unlimited = PatternFilter {
+            limit: None,
+            ..filter.clone()
+        };
+        let upper = self.view.query_ordinals(&unlimited).len() + self.overlay.map_or(0, Overlay::len);
+        upper.min(filter.limit.unwrap_or(usize::MAX))
+    }
+
     /// The file's matches minus changed ids, merged in id order with the
     /// changed rows that match, cut at the limit.
     pub fn query(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {

@@ -44,6 +44,10 @@ fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
     })
 }
 
+/// Results up to this size are built on the JavaScript thread directly;
+/// larger ones are decoded on the thread pool first.
+const FAST_MAX_RESULTS: usize = 2_000;
+
 type MaybePatterns = Vec<Option<crate::Pattern>>;
 
 type Work<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
@@ -139,6 +143,34 @@ impl NativePatternCache {
     ) -> AsyncTask<Job<T, J>> {
         let core = Arc::clone(&self.core);
         job(move || work(&core), to_js)
+    }
+
+    /// A cache hit (or miss) answered on the JavaScript thread, without a
+    /// thread hop: the pattern, `null` when absent, `undefined` when only
+    /// the full (async) call can answer.
+    #[napi(ts_return_type = "StoredPattern | null | undefined")]
+    pub fn try_load_pattern(&self, env: Env, id: String) -> napi::Result<Either<Option<JsStoredPattern>, ()>> {
+        let answer = guarded(|| {
+            crate::validate::id_argument(&id)?;
+            Ok(self.core.try_cached(|t| t.get(&id)))
+        });
+        match answer {
+            Ok(Some(Ok(p))) => Ok(Either::A(p.map(|p| pattern_to_js(&env, p)).transpose()?)),
+            Ok(None) => Ok(Either::B(())),
+            Ok(Some(Err(e))) | Err(e) => Err(js_error(&env, &e)),
+        }
+    }
+
+    /// `query` on the JavaScript thread for small results; `undefined` when
+    /// only the full (async) call can answer.
+    #[napi(ts_return_type = "StoredPattern[] | undefined")]
+    pub fn try_query(&self, env: Env, filter: JsPatternFilter) -> napi::Result<Either<Vec<JsStoredPattern>, ()>> {
+        let answer = guarded(|| Ok(self.core.try_query(&filter.into_core()?, FAST_MAX_RESULTS)));
+        match answer {
+            Ok(Some(Ok(ps))) => Ok(Either::A(patterns_to_js(&env, ps)?)),
+            Ok(None) => Ok(Either::B(())),
+            Ok(Some(Err(e))) | Err(e) => Err(js_error(&env, &e)),
+        }
     }
 
     #[napi(ts_return_type = "Promise<StoredPattern | null>")]
