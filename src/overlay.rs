@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::db::queries::Changes;
 use crate::error::Result;
+use crate::format::record::PatternRef;
 use crate::format::CacheView;
 use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter};
 
@@ -65,12 +66,20 @@ fn matches(p: &Pattern, f: &PatternFilter) -> bool {
         && f.framework.as_ref().is_none_or(|w| *w == p.framework)
 }
 
-impl Tier1<'_> {
+impl<'a> Tier1<'a> {
     pub fn get(&self, id: &str) -> Result<Option<Pattern>> {
+        Ok(self.get_ref(id)?.map(|p| p.to_owned()))
+    }
+
+    /// The pattern, borrowed from the file or the overlay.
+    pub fn get_ref(&self, id: &str) -> Result<Option<PatternRef<'a>>> {
         if let Some(changed) = self.overlay.and_then(|o| o.patterns.get(id)) {
-            return Ok(changed.as_deref().cloned());
+            return Ok(changed.as_deref().map(Pattern::as_ref));
         }
-        self.view.get(id)
+        match self.view.find(id) {
+            Some(o) => self.view.record_ref(o).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn config(&self, agent_id: &str) -> Option<AgentConfig> {
@@ -100,27 +109,32 @@ impl Tier1<'_> {
         upper.min(filter.limit.unwrap_or(usize::MAX))
     }
 
-    /// The file's matches minus changed ids, merged in id order with the
-    /// changed rows that match, cut at the limit.
     pub fn query(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
+        Ok(self.query_refs(filter)?.iter().map(PatternRef::to_owned).collect())
+    }
+
+    /// The file's matches minus changed ids, merged in id order with the
+    /// changed rows that match, cut at the limit; borrowed.
+    pub fn query_refs(&self, filter: &PatternFilter) -> Result<Vec<PatternRef<'a>>> {
+        let view = self.view;
         let Some(overlay) = self.overlay.filter(|o| !o.patterns.is_empty()) else {
-            return self.view.query(filter);
+            return view.query_ordinals(filter).iter().map(|&o| view.record_ref(o)).collect();
         };
         let limit = filter.limit.unwrap_or(usize::MAX);
         let unlimited = PatternFilter {
             limit: None,
             ..filter.clone()
         };
-        let ordinals = self.view.query_ordinals(&unlimited);
+        let ordinals = view.query_ordinals(&unlimited);
         let mut from_file = ordinals
             .iter()
-            .map(|&o| (o, self.view.id_at(o)))
+            .map(|&o| (o, view.id_at(o)))
             .filter(|(_, id)| !overlay.patterns.contains_key(*id))
             .peekable();
         let mut changed = overlay
             .patterns
             .values()
-            .filter_map(|p| p.as_ref().filter(|p| matches(p, filter)))
+            .filter_map(|p| p.as_deref().filter(|p| matches(p, filter)))
             .peekable();
         let mut out = Vec::new();
         while out.len() < limit {
@@ -132,10 +146,10 @@ impl Tier1<'_> {
             };
             if take_file {
                 if let Some((o, _)) = from_file.next() {
-                    out.push(self.view.record(o)?);
+                    out.push(view.record_ref(o)?);
                 }
             } else if let Some(p) = changed.next() {
-                out.push(Pattern::clone(p));
+                out.push(p.as_ref());
             }
         }
         Ok(out)

@@ -42,8 +42,9 @@ pub fn encode_record(p: &Pattern, out: &mut Vec<u8>) -> Result<()> {
     encode(p, out)
 }
 
+/// Decodes a record to an owned pattern (see `record::decode_ref`).
 pub fn decode_record(bytes: &[u8]) -> Result<Pattern> {
-    decode_exact(bytes, "record")
+    super::record::decode_ref(bytes).map(|r| r.to_owned())
 }
 
 /// The indexes section: `[domain, type, framework]`, each an array of

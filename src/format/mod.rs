@@ -17,6 +17,7 @@
 pub mod codec;
 pub mod header;
 pub mod reader;
+pub mod record;
 pub mod writer;
 
 pub use header::{FormatVersion, Header, SectionId, FORMAT_VERSION, HEADER_LEN, MAGIC};

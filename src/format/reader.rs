@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::codec;
+use super::record::{self, PatternRef};
 use super::header::{u64_at, Header, SectionId};
 use super::DIR_ENTRY_LEN;
 use crate::error::{Error, Result};
@@ -192,6 +193,11 @@ impl CacheView {
 
     /// Decodes one record after checking its hash (once per view).
     pub fn record(&self, ordinal: u32) -> Result<Pattern> {
+        self.record_ref(ordinal).map(|r| r.to_owned())
+    }
+
+    /// A record borrowed from the file, after checking its hash (once per view).
+    pub fn record_ref(&self, ordinal: u32) -> Result<PatternRef<'_>> {
         let e = self.entry(ordinal);
         let records = section(self.backing.bytes(), &self.header, SectionId::Records);
         let bytes = &records[e.rec_off as usize..(e.rec_off + e.rec_len) as usize];
@@ -202,7 +208,7 @@ impl CacheView {
             }
             self.verified[word].fetch_or(bit, Ordering::Release);
         }
-        let p = codec::decode_record(bytes)?;
+        let p = record::decode_ref(bytes)?;
         if p.id.as_bytes() != self.id_bytes(&e) || p.embedding.len() != self.header.embedding_dim as usize {
             return Err(Error::CacheCorrupt(format!(
                 "record {ordinal} disagrees with the directory"

@@ -1,0 +1,314 @@
+//! The record: a pattern's MessagePack encoding (§8.1 of docs/FORMAT.md),
+//! and a strict, zero-copy decoder for it.
+//!
+//! Records are the hot path (every cache hit decodes one), so they are read
+//! by a small hand-written parser that borrows strings and the embedding
+//! straight from the mapped file, accepts exactly the canonical encoding the
+//! writer produces (rmp-serde: a 14-element array), checks every length
+//! against the input before using it, and rejects trailing bytes.
+
+use crate::error::{Error, Result};
+use crate::model::{Pattern, Verdict};
+
+/// An embedding as stored (little-endian f32 bytes) or as held in memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EmbeddingRef<'a> {
+    Le(&'a [u8]),
+    F32(&'a [f32]),
+}
+
+impl EmbeddingRef<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            EmbeddingRef::Le(b) => b.len() / 4,
+            EmbeddingRef::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the floats as little-endian bytes into `out` (`4 * len()` long).
+    pub fn write_le(&self, out: &mut [u8]) {
+        match self {
+            EmbeddingRef::Le(b) => out.copy_from_slice(b),
+            EmbeddingRef::F32(v) => {
+                for (chunk, x) in out.chunks_exact_mut(4).zip(v.iter()) {
+                    chunk.copy_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<f32> {
+        match self {
+            EmbeddingRef::Le(b) => super::f32_bytes::from_le_bytes(b),
+            EmbeddingRef::F32(v) => v.to_vec(),
+        }
+    }
+}
+
+/// A pattern borrowed from a record (or from an owned `Pattern`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PatternRef<'a> {
+    pub id: &'a str,
+    pub pattern_type: &'a str,
+    pub domain: &'a str,
+    pub framework: &'a str,
+    pub content: &'a str,
+    pub embedding: EmbeddingRef<'a>,
+    pub coverage: Option<f64>,
+    pub flakiness_score: Option<f64>,
+    pub verdict: Verdict,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+    pub usage_count: i64,
+    pub success_count: i64,
+    pub metadata_json: Option<&'a str>,
+}
+
+impl PatternRef<'_> {
+    pub fn to_owned(&self) -> Pattern {
+        Pattern {
+            id: self.id.to_owned(),
+            pattern_type: self.pattern_type.to_owned(),
+            domain: self.domain.to_owned(),
+            framework: self.framework.to_owned(),
+            content: self.content.to_owned(),
+            embedding: self.embedding.to_vec(),
+            coverage: self.coverage,
+            flakiness_score: self.flakiness_score,
+            verdict: self.verdict,
+            created_at: self.created_at,
+            last_used: self.last_used,
+            usage_count: self.usage_count,
+            success_count: self.success_count,
+            metadata_json: self.metadata_json.map(str::to_owned),
+        }
+    }
+}
+
+impl Pattern {
+    pub fn as_ref(&self) -> PatternRef<'_> {
+        PatternRef {
+            id: &self.id,
+            pattern_type: &self.pattern_type,
+            domain: &self.domain,
+            framework: &self.framework,
+            content: &self.content,
+            embedding: EmbeddingRef::F32(&self.embedding),
+            coverage: self.coverage,
+            flakiness_score: self.flakiness_score,
+            verdict: self.verdict,
+            created_at: self.created_at,
+            last_used: self.last_used,
+            usage_count: self.usage_count,
+            success_count: self.success_count,
+            metadata_json: self.metadata_json.as_deref(),
+        }
+    }
+}
+
+const FIELDS: u8 = 14;
+const NIL: u8 = 0xc0;
+
+/// A cursor over one record's bytes.
+struct Input<'a>(&'a [u8]);
+
+fn bad(what: &str) -> Error {
+    Error::CacheCorrupt(format!("record: {what}"))
+}
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> Result<u8> {
+        let (&b, rest) = self.0.split_first().ok_or_else(|| bad("ends early"))?;
+        self.0 = rest;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.0.len() {
+            return Err(bad("a length runs past the record"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64> {
+        Ok(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    fn peek_nil(&mut self) -> bool {
+        if self.0.first() == Some(&NIL) {
+            self.0 = &self.0[1..];
+            true
+        } else {
+            false
+        }
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
+        let len = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.be(1)? as usize,
+            0xda => self.be(2)? as usize,
+            0xdb => self.be(4)? as usize,
+            _ => return Err(bad("expected a string")),
+        };
+        std::str::from_utf8(self.take(len)?).map_err(|_| bad("a string is not UTF-8"))
+    }
+
+    fn bin(&mut self) -> Result<&'a [u8]> {
+        let len = match self.byte()? {
+            0xc4 => self.be(1)? as usize,
+            0xc5 => self.be(2)? as usize,
+            0xc6 => self.be(4)? as usize,
+            _ => return Err(bad("expected bytes")),
+        };
+        self.take(len)
+    }
+
+    fn int(&mut self) -> Result<i64> {
+        let m = self.byte()?;
+        Ok(match m {
+            0x00..=0x7f => i64::from(m),
+            0xe0..=0xff => i64::from(m as i8),
+            0xcc => self.be(1)? as i64,
+            0xcd => self.be(2)? as i64,
+            0xce => self.be(4)? as i64,
+            0xcf => i64::try_from(self.be(8)?).map_err(|_| bad("an integer is out of range"))?,
+            0xd0 => i64::from(self.be(1)? as u8 as i8),
+            0xd1 => i64::from(self.be(2)? as u16 as i16),
+            0xd2 => i64::from(self.be(4)? as u32 as i32),
+            0xd3 => self.be(8)? as i64,
+            _ => return Err(bad("expected an integer")),
+        })
+    }
+
+    fn f64(&mut self) -> Result<f64> {
+        match self.byte()? {
+            0xcb => Ok(f64::from_bits(self.be(8)?)),
+            _ => Err(bad("expected a float64")),
+        }
+    }
+
+    fn opt<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T>) -> Result<Option<T>> {
+        if self.peek_nil() {
+            Ok(None)
+        } else {
+            read(self).map(Some)
+        }
+    }
+}
+
+/// Decodes one record that fills `bytes` exactly, borrowing from it.
+pub fn decode_ref(bytes: &[u8]) -> Result<PatternRef<'_>> {
+    let mut r = Input(bytes);
+    if r.byte()? != 0x90 | FIELDS {
+        return Err(bad("not a 14-field array"));
+    }
+    let id = r.str()?;
+    let pattern_type = r.str()?;
+    let domain = r.str()?;
+    let framework = r.str()?;
+    let content = r.str()?;
+    let embedding = r.bin()?;
+    if embedding.len() % 4 != 0 {
+        return Err(bad("embedding length is not a multiple of 4"));
+    }
+    let coverage = r.opt(Input::f64)?;
+    let flakiness_score = r.opt(Input::f64)?;
+    let verdict = Verdict::parse(r.str()?).ok_or_else(|| bad("unknown verdict"))?;
+    let created_at = r.int()?;
+    let last_used = r.opt(Input::int)?;
+    let usage_count = r.int()?;
+    let success_count = r.int()?;
+    let metadata_json = r.opt(Input::str)?;
+    if !r.0.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(PatternRef {
+        id,
+        pattern_type,
+        domain,
+        framework,
+        content,
+        embedding: EmbeddingRef::Le(embedding),
+        coverage,
+        flakiness_score,
+        verdict,
+        created_at,
+        last_used,
+        usage_count,
+        success_count,
+        metadata_json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(p: &Pattern) -> Vec<u8> {
+        let mut out = Vec::new();
+        super::super::codec::encode_record(p, &mut out).unwrap();
+        out
+    }
+
+    fn arb_pattern() -> impl Strategy<Value = Pattern> {
+        (
+            ("[a-zé😀]{1,40}", "[a-z]{1,8}", ".{0,300}"),
+            proptest::collection::vec(-1e30f32..1e30, 1..70),
+            (proptest::option::of(0.0f64..=1.0), proptest::option::of(0.0f64..=1.0)),
+            (any::<i64>(), proptest::option::of(any::<i64>()), 0i64..i64::MAX, any::<i64>()),
+            proptest::option::of("\\{\"[a-z]{0,5}\":[0-9]{1,9}\\}"),
+            0usize..4,
+        )
+            .prop_map(|((id, word, content), embedding, (coverage, flakiness_score), (created_at, last_used, usage_count, success_count), metadata_json, v)| Pattern {
+                id,
+                pattern_type: word.clone(),
+                domain: word.clone(),
+                framework: word,
+                content,
+                embedding,
+                coverage,
+                flakiness_score,
+                verdict: [Verdict::Success, Verdict::Failure, Verdict::Flaky, Verdict::Unknown][v],
+                created_at,
+                last_used,
+                usage_count,
+                success_count,
+                metadata_json,
+            })
+    }
+
+    proptest! {
+        /// The strict decoder reads back exactly what the writer (rmp-serde) wrote.
+        #[test]
+        fn decodes_what_the_writer_writes(p in arb_pattern()) {
+            let bytes = encode(&p);
+            prop_assert_eq!(decode_ref(&bytes).unwrap().to_owned(), p.clone());
+            prop_assert_eq!(p.as_ref().to_owned(), p);
+        }
+
+        /// Any truncation or appended byte is an error, never a panic.
+        #[test]
+        fn truncated_or_extended_records_are_rejected(p in arb_pattern(), cut in any::<prop::sample::Index>()) {
+            let bytes = encode(&p);
+            let at = cut.index(bytes.len());
+            prop_assert!(decode_ref(&bytes[..at]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert!(decode_ref(&longer).is_err());
+        }
+
+        /// Arbitrary bytes never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_ref(&bytes);
+        }
+    }
+}
