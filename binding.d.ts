@@ -9,7 +9,6 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** The native half of `PatternCache` (index.js adds the JavaScript half). */
 export declare class NativePatternCache {
   /**
    * A cache hit (or miss) answered on the JavaScript thread, without a
@@ -99,23 +98,6 @@ export interface JsPatternFilter {
   limit?: number
 }
 
-export interface JsStoredPattern {
-  id: string
-  type: string
-  domain: string
-  framework: string
-  content: string
-  embedding: Float32Array
-  coverage?: number
-  flakinessScore?: number
-  verdict: string
-  createdAt: number
-  lastUsed?: number
-  usageCount: number
-  successCount: number
-  metadata?: any
-}
-
 /**
  * A pattern as JavaScript writes it. index.js has already turned
  * `metadata` into `metadataJson` and a number[] embedding into a Float32Array.
@@ -141,4 +123,4 @@ export interface JsTestPattern {
  * Opens the database and cache. `onEvent` is held weakly: it never keeps
  * the process alive.
  */
-export declare function open(config?: JsOpenConfig | undefined | null, onEvent?: ((arg: JsCacheEvent) => void) | undefined | null): Promise<NativePatternCache>
+export declare function open(makePattern: () => unknown, config?: JsOpenConfig | undefined | null, onEvent?: ((arg: JsCacheEvent) => void) | undefined | null): Promise<NativePatternCache>

@@ -6,30 +6,20 @@
 // what N-API cannot name (Symbol.asyncDispose). Values are checked in Rust.
 
 const native = require('./binding.js')
-const vm = require('node:vm')
-
-// Test runners such as jest run test files in their own V8 context ("realm"),
-// while the addon builds results in Node's main context. There, a returned
-// embedding would fail `instanceof Float32Array`. When loaded in such a
-// context, re-view each embedding (same memory, no copy) as this context's
-// Float32Array.
-const FOREIGN_REALM = vm.runInThisContext('Float32Array') !== Float32Array
-
-function adoptPattern(p) {
-  if (p && p.embedding && !(p.embedding instanceof Float32Array)) {
-    p.embedding = new Float32Array(p.embedding.buffer, p.embedding.byteOffset, p.embedding.length)
-  }
+/**
+ * Builds a returned pattern from its fields (the addon calls this: one call
+ * is much cheaper than setting properties one by one through N-API). The
+ * embedding comes as an ArrayBuffer; viewing it here makes it a Float32Array
+ * of this module's realm, which is the caller's even inside jest's contexts.
+ */
+function makePattern(id, type, domain, framework, content, buffer, coverage, flakinessScore, verdict, createdAt, lastUsed, usageCount, successCount, metadataJson) {
+  const p = { id, type, domain, framework, content, embedding: new Float32Array(buffer), verdict, createdAt, usageCount, successCount }
+  if (coverage !== undefined) p.coverage = coverage
+  if (flakinessScore !== undefined) p.flakinessScore = flakinessScore
+  if (lastUsed !== undefined) p.lastUsed = lastUsed
+  if (metadataJson !== undefined) p.metadata = JSON.parse(metadataJson)
   return p
 }
-
-function adopt(result) {
-  if (Array.isArray(result)) result.forEach(adoptPattern)
-  else adoptPattern(result)
-  return result
-}
-
-const inThisRealm = FOREIGN_REALM ? (promise) => promise.then(adopt) : (promise) => promise
-const resolved = FOREIGN_REALM ? (value) => Promise.resolve(adopt(value)) : (value) => Promise.resolve(value)
 
 /** Every `code` an error from this package can carry (see README). */
 const ERROR_CODES = Object.freeze([
@@ -174,7 +164,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return native.open(prepared.options, prepared.onEvent).then((n) => new PatternCache(n))
+    return native.open(makePattern, prepared.options, prepared.onEvent).then((n) => new PatternCache(n))
   }
 
   loadPattern(id) {
@@ -188,7 +178,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return hit === undefined ? inThisRealm(this.#native.loadPattern(id)) : resolved(hit)
+    return hit === undefined ? (this.#native.loadPattern(id)) : Promise.resolve(hit)
   }
 
   loadPatterns(ids) {
@@ -197,7 +187,7 @@ class PatternCache {
       const bad = guard('INVALID_ARGUMENT', `ids[${i}]`, ids[i])
       if (bad) return reject(bad)
     }
-    return inThisRealm(this.#native.loadPatterns(ids))
+    return (this.#native.loadPatterns(ids))
   }
 
   loadPatternsByDomain(domain) {
@@ -224,7 +214,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return hit === undefined ? inThisRealm(slow()) : resolved(hit)
+    return hit === undefined ? (slow()) : Promise.resolve(hit)
   }
 
   query(filter) {

@@ -158,21 +158,10 @@ impl PatternCache {
         inner.try_fast(&cached, true)
     }
 
-    /// `query` through `try_cached`, for results of at most `max` patterns
-    /// (larger ones are decoded off the JavaScript thread by `query`).
-    pub fn try_query(&self, filter: &PatternFilter, max: usize) -> Option<Result<Vec<Pattern>>> {
-        if let Err(e) = validate::filter(filter) {
-            return Some(Err(e));
-        }
-        // Sized first, without counting a hit: a large result is the async call's.
+    /// Like `try_cached`, without counting a hit: for looking before reading.
+    pub fn try_peek<T>(&self, look: impl Fn(&Tier1<'_>) -> T) -> Option<T> {
         let inner = self.inner().ok()?;
-        if !inner
-            .try_fast(&|t: &Tier1<'_>| Ok(t.size_hint(filter) <= max), false)?
-            .ok()?
-        {
-            return None;
-        }
-        inner.try_fast(&|t: &Tier1<'_>| t.query(filter), true)
+        inner.try_fast(&|t: &Tier1<'_>| Ok(look(t)), false)?.ok()
     }
 
     pub fn load_pattern(&self, id: &str) -> Result<Option<Pattern>> {

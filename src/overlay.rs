@@ -118,7 +118,11 @@ impl<'a> Tier1<'a> {
     pub fn query_refs(&self, filter: &PatternFilter) -> Result<Vec<PatternRef<'a>>> {
         let view = self.view;
         let Some(overlay) = self.overlay.filter(|o| !o.patterns.is_empty()) else {
-            return view.query_ordinals(filter).iter().map(|&o| view.record_ref(o)).collect();
+            return view
+                .query_ordinals(filter)
+                .iter()
+                .map(|&o| view.record_ref(o))
+                .collect();
         };
         let limit = filter.limit.unwrap_or(usize::MAX);
         let unlimited = PatternFilter {

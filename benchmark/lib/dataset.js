@@ -153,19 +153,28 @@ async function ensureDataset(count, log = () => {}) {
     fs.writeFileSync(manifestPath, JSON.stringify(want, null, 2) + '\n')
     log(`  done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
   }
-  const hot = shuffle(Array.from({ length: count }, (_, i) => idOf(i)), rng(SEED * 7 + count)).slice(0, 1000)
+  return describeDataset(count)
+}
+
+/** The paths and names of the data set of `count` (without generating it). */
+function describeDataset(count) {
+  const dir = path.join(DATA_ROOT, String(count))
+  let hotIds
   return {
     count,
     dir,
-    dbPath,
+    dbPath: path.join(dir, 'patterns.db'),
     dim: DIM,
     smallDomain: SMALL_DOMAIN,
     largeDomain: count >= 1100 + OTHER_DOMAINS.length ? LARGE_DOMAIN : null,
     /** Ids to read in hit measures: a seeded random sample of up to 1,000. */
-    hotIds: hot,
+    get hotIds() {
+      hotIds ||= shuffle(Array.from({ length: count }, (_, i) => idOf(i)), rng(SEED * 7 + count)).slice(0, 1000)
+      return hotIds
+    },
     /** A path for a contender's own file(s) in this data set's folder. */
     file: (name) => path.join(dir, name),
   }
 }
 
-module.exports = { ensureDataset, generate, DATA_ROOT, DIM }
+module.exports = { ensureDataset, describeDataset, generate, DATA_ROOT, DIM }

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::codec;
-use super::record::{self, PatternRef};
 use super::header::{u64_at, Header, SectionId};
+use super::record::{self, PatternRef};
 use super::DIR_ENTRY_LEN;
 use crate::error::{Error, Result};
 use crate::index::{intersect, Indexes};

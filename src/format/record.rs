@@ -263,26 +263,40 @@ mod tests {
             ("[a-zé😀]{1,40}", "[a-z]{1,8}", ".{0,300}"),
             proptest::collection::vec(-1e30f32..1e30, 1..70),
             (proptest::option::of(0.0f64..=1.0), proptest::option::of(0.0f64..=1.0)),
-            (any::<i64>(), proptest::option::of(any::<i64>()), 0i64..i64::MAX, any::<i64>()),
+            (
+                any::<i64>(),
+                proptest::option::of(any::<i64>()),
+                0i64..i64::MAX,
+                any::<i64>(),
+            ),
             proptest::option::of("\\{\"[a-z]{0,5}\":[0-9]{1,9}\\}"),
             0usize..4,
         )
-            .prop_map(|((id, word, content), embedding, (coverage, flakiness_score), (created_at, last_used, usage_count, success_count), metadata_json, v)| Pattern {
-                id,
-                pattern_type: word.clone(),
-                domain: word.clone(),
-                framework: word,
-                content,
-                embedding,
-                coverage,
-                flakiness_score,
-                verdict: [Verdict::Success, Verdict::Failure, Verdict::Flaky, Verdict::Unknown][v],
-                created_at,
-                last_used,
-                usage_count,
-                success_count,
-                metadata_json,
-            })
+            .prop_map(
+                |(
+                    (id, word, content),
+                    embedding,
+                    (coverage, flakiness_score),
+                    (created_at, last_used, usage_count, success_count),
+                    metadata_json,
+                    v,
+                )| Pattern {
+                    id,
+                    pattern_type: word.clone(),
+                    domain: word.clone(),
+                    framework: word,
+                    content,
+                    embedding,
+                    coverage,
+                    flakiness_score,
+                    verdict: [Verdict::Success, Verdict::Failure, Verdict::Flaky, Verdict::Unknown][v],
+                    created_at,
+                    last_used,
+                    usage_count,
+                    success_count,
+                    metadata_json,
+                },
+            )
     }
 
     proptest! {

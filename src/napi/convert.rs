@@ -7,7 +7,7 @@ use napi_derive::napi;
 use crate::config::ConfigInput;
 use crate::error::Error as CoreError;
 use crate::loader::{MetricsReport, Tier};
-use crate::model::{AgentConfig, AgentConfigInput, BuildResult, CacheEvent, Pattern, PatternFilter, PatternInput};
+use crate::model::{AgentConfig, AgentConfigInput, BuildResult, CacheEvent, PatternFilter, PatternInput};
 
 #[napi(object)]
 pub struct JsOpenConfig {
@@ -77,54 +77,6 @@ impl JsTestPattern {
             metadata_json: self.metadata_json,
         }
     }
-}
-
-#[napi(object)]
-pub struct JsStoredPattern {
-    pub id: String,
-    #[napi(js_name = "type")]
-    pub pattern_type: String,
-    pub domain: String,
-    pub framework: String,
-    pub content: String,
-    pub embedding: Float32Array,
-    pub coverage: Option<f64>,
-    pub flakiness_score: Option<f64>,
-    pub verdict: String,
-    pub created_at: f64,
-    pub last_used: Option<f64>,
-    pub usage_count: f64,
-    pub success_count: f64,
-    pub metadata: Option<serde_json::Value>,
-}
-
-pub fn pattern_to_js(_env: &Env, p: Pattern) -> napi::Result<JsStoredPattern> {
-    let metadata = match p.metadata_json.as_deref() {
-        // Stored only after validation as a JSON object; a row edited by hand
-        // into something else is returned without metadata rather than failing.
-        Some(json) => serde_json::from_str(json).ok(),
-        None => None,
-    };
-    Ok(JsStoredPattern {
-        embedding: Float32Array::new(p.embedding),
-        id: p.id,
-        pattern_type: p.pattern_type,
-        domain: p.domain,
-        framework: p.framework,
-        content: p.content,
-        coverage: p.coverage,
-        flakiness_score: p.flakiness_score,
-        verdict: p.verdict.as_str().to_owned(),
-        created_at: p.created_at as f64,
-        last_used: p.last_used.map(|t| t as f64),
-        usage_count: p.usage_count as f64,
-        success_count: p.success_count as f64,
-        metadata,
-    })
-}
-
-pub fn patterns_to_js(env: &Env, ps: Vec<Pattern>) -> napi::Result<Vec<JsStoredPattern>> {
-    ps.into_iter().map(|p| pattern_to_js(env, p)).collect()
 }
 
 #[napi(object)]

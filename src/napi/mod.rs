@@ -2,6 +2,7 @@
 //! runs core calls off the JavaScript thread, and turns core errors into JS
 //! errors with a stable `code`. No logic of its own lives here.
 
+mod build;
 mod convert;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,6 +16,7 @@ use crate::config::Config;
 use crate::error::Error as CoreError;
 use crate::loader::{EventSink, PatternCache};
 use crate::model::{IndexKind, Trigger};
+use build::{Builder, RawJs};
 use convert::*;
 
 /// A JS `Error` whose `code` is the core error's stable code. Returned as
@@ -48,15 +50,14 @@ fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
 /// larger ones are decoded on the thread pool first.
 const FAST_MAX_RESULTS: usize = 2_000;
 
-type MaybePatterns = Vec<Option<crate::Pattern>>;
-
 type Work<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
+type ToJs<T, J> = Box<dyn FnOnce(&Env, T) -> napi::Result<J> + Send>;
 
 /// A core call on the libuv thread pool; `to_js` builds the result on the
 /// JavaScript thread.
 pub struct Job<T: Send + 'static, J> {
     work: Option<Work<T>>,
-    to_js: fn(&Env, T) -> napi::Result<J>,
+    to_js: Option<ToJs<T, J>>,
 }
 
 impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
@@ -72,23 +73,24 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<J> {
-        match output {
-            Ok(v) => (self.to_js)(&env, v),
-            Err(e) => Err(js_error(&env, &e)),
+        match (output, self.to_js.take()) {
+            (Ok(v), Some(to_js)) => to_js(&env, v),
+            (Ok(_), None) => Err(js_error(&env, &CoreError::Internal("job resolved twice".into()))),
+            (Err(e), _) => Err(js_error(&env, &e)),
         }
     }
 }
 
 fn job<T: Send + 'static, J>(
     work: impl FnOnce() -> crate::Result<T> + Send + 'static,
-    to_js: fn(&Env, T) -> napi::Result<J>,
+    to_js: impl FnOnce(&Env, T) -> napi::Result<J> + Send + 'static,
 ) -> AsyncTask<Job<T, J>>
 where
     J: ToNapiValue + TypeName,
 {
     AsyncTask::new(Job {
         work: Some(Box::new(work)),
-        to_js,
+        to_js: Some(Box::new(to_js)),
     })
 }
 
@@ -100,19 +102,28 @@ fn same<T>(_: &Env, v: T) -> napi::Result<T> {
     Ok(v)
 }
 
-/// The native half of `PatternCache` (index.js adds the JavaScript half).
+type Factory = Arc<FunctionRef<(), Unknown<'static>>>;
+
+fn build_patterns(b: &Builder, ps: &[crate::Pattern]) -> napi::Result<napi::sys::napi_value> {
+    b.array(ps.iter().map(|p| b.pattern(&p.as_ref())))
+}
+
 #[napi]
 pub struct NativePatternCache {
     core: Arc<PatternCache>,
+    /// index.js's `makePattern`, which turns a pattern's fields into an object.
+    factory: Factory,
 }
 
 /// Opens the database and cache. `onEvent` is held weakly: it never keeps
 /// the process alive.
 #[napi(ts_return_type = "Promise<NativePatternCache>")]
 pub fn open(
+    make_pattern: Function<(), Unknown<'static>>,
     config: Option<JsOpenConfig>,
     on_event: Option<Function<JsCacheEvent, ()>>,
 ) -> napi::Result<AsyncTask<Job<PatternCache, NativePatternCache>>> {
+    let factory: Factory = Arc::new(make_pattern.create_ref()?);
     let input = config.map(JsOpenConfig::into_core).unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let sink: Option<EventSink> = match on_event {
@@ -130,7 +141,12 @@ pub fn open(
     };
     Ok(job(
         move || PatternCache::open(Config::resolve(&input, &cwd)?, sink),
-        |_, core| Ok(NativePatternCache { core: Arc::new(core) }),
+        move |_, core| {
+            Ok(NativePatternCache {
+                core: Arc::new(core),
+                factory,
+            })
+        },
     ))
 }
 
@@ -139,80 +155,108 @@ impl NativePatternCache {
     fn run<T: Send + 'static, J: ToNapiValue + TypeName>(
         &self,
         work: impl FnOnce(&PatternCache) -> crate::Result<T> + Send + 'static,
-        to_js: fn(&Env, T) -> napi::Result<J>,
+        to_js: impl FnOnce(&Env, T) -> napi::Result<J> + Send + 'static,
     ) -> AsyncTask<Job<T, J>> {
         let core = Arc::clone(&self.core);
         job(move || work(&core), to_js)
+    }
+
+    /// Runs a core call whose result is patterns, built by the factory.
+    fn run_patterns<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PatternCache) -> crate::Result<T> + Send + 'static,
+        build: fn(&Builder, &T) -> napi::Result<napi::sys::napi_value>,
+    ) -> AsyncTask<Job<T, RawJs>> {
+        let factory = Arc::clone(&self.factory);
+        self.run(work, move |env, value| {
+            Ok(RawJs(build(&Builder::new(env, &factory)?, &value)?))
+        })
+    }
+
+    /// Answers on this thread from tier 1, building the result inside the
+    /// read (it borrows the mapped file); `undefined` when only the full
+    /// (async) call can answer.
+    fn fast(
+        &self,
+        env: &Env,
+        read: impl Fn(&Builder, &crate::overlay::Tier1<'_>) -> crate::Result<napi::Result<napi::sys::napi_value>>,
+    ) -> napi::Result<Either<RawJs, ()>> {
+        let b = Builder::new(env, &self.factory)?;
+        match guarded(|| Ok(self.core.try_cached(|t| read(&b, t)))) {
+            Ok(Some(Ok(Ok(v)))) => Ok(Either::A(RawJs(v))),
+            Ok(Some(Ok(Err(e)))) => Err(e),
+            Ok(None) => Ok(Either::B(())),
+            Ok(Some(Err(e))) | Err(e) => Err(js_error(env, &e)),
+        }
     }
 
     /// A cache hit (or miss) answered on the JavaScript thread, without a
     /// thread hop: the pattern, `null` when absent, `undefined` when only
     /// the full (async) call can answer.
     #[napi(ts_return_type = "StoredPattern | null | undefined")]
-    pub fn try_load_pattern(&self, env: Env, id: String) -> napi::Result<Either<Option<JsStoredPattern>, ()>> {
-        let answer = guarded(|| {
-            crate::validate::id_argument(&id)?;
-            Ok(self.core.try_cached(|t| t.get(&id)))
-        });
-        match answer {
-            Ok(Some(Ok(p))) => Ok(Either::A(p.map(|p| pattern_to_js(&env, p)).transpose()?)),
-            Ok(None) => Ok(Either::B(())),
-            Ok(Some(Err(e))) | Err(e) => Err(js_error(&env, &e)),
+    pub fn try_load_pattern(&self, env: Env, id: String) -> napi::Result<Either<RawJs, ()>> {
+        if let Err(e) = crate::validate::id_argument(&id) {
+            return Err(js_error(&env, &e));
         }
+        self.fast(&env, |b, t| Ok(b.maybe_pattern(t.get_ref(&id)?.as_ref())))
     }
 
     /// `query` on the JavaScript thread for small results; `undefined` when
     /// only the full (async) call can answer.
     #[napi(ts_return_type = "StoredPattern[] | undefined")]
-    pub fn try_query(&self, env: Env, filter: JsPatternFilter) -> napi::Result<Either<Vec<JsStoredPattern>, ()>> {
-        let answer = guarded(|| Ok(self.core.try_query(&filter.into_core()?, FAST_MAX_RESULTS)));
-        match answer {
-            Ok(Some(Ok(ps))) => Ok(Either::A(patterns_to_js(&env, ps)?)),
-            Ok(None) => Ok(Either::B(())),
-            Ok(Some(Err(e))) | Err(e) => Err(js_error(&env, &e)),
+    pub fn try_query(&self, env: Env, filter: JsPatternFilter) -> napi::Result<Either<RawJs, ()>> {
+        let filter = filter.into_core().map_err(|e| js_error(&env, &e))?;
+        if let Err(e) = crate::validate::filter(&filter) {
+            return Err(js_error(&env, &e));
         }
+        // Sized first, without decoding: a large result is decoded off this thread.
+        match self.core.try_peek(|t| t.size_hint(&filter) <= FAST_MAX_RESULTS) {
+            Some(true) => {}
+            _ => return Ok(Either::B(())),
+        }
+        self.fast(&env, |b, t| {
+            let ps = t.query_refs(&filter)?;
+            Ok(b.array(ps.iter().map(|p| b.pattern(p))))
+        })
     }
 
     #[napi(ts_return_type = "Promise<StoredPattern | null>")]
-    pub fn load_pattern(&self, id: String) -> AsyncTask<Job<Option<crate::Pattern>, Option<JsStoredPattern>>> {
-        self.run(
+    pub fn load_pattern(&self, id: String) -> AsyncTask<Job<Option<crate::Pattern>, RawJs>> {
+        self.run_patterns(
             move |c| c.load_pattern(&id),
-            |env, p| p.map(|p| pattern_to_js(env, p)).transpose(),
+            |b, p| b.maybe_pattern(p.as_ref().map(|p| p.as_ref()).as_ref()),
         )
     }
 
     #[napi(ts_return_type = "Promise<Array<StoredPattern | null>>")]
-    pub fn load_patterns(&self, ids: Vec<String>) -> AsyncTask<Job<MaybePatterns, Vec<Option<JsStoredPattern>>>> {
-        self.run(
+    pub fn load_patterns(&self, ids: Vec<String>) -> AsyncTask<Job<Vec<Option<crate::Pattern>>, RawJs>> {
+        self.run_patterns(
             move |c| c.load_patterns(&ids),
-            |env, ps| {
-                ps.into_iter()
-                    .map(|p| p.map(|p| pattern_to_js(env, p)).transpose())
-                    .collect()
+            |b, ps| {
+                b.array(
+                    ps.iter()
+                        .map(|p| b.maybe_pattern(p.as_ref().map(|p| p.as_ref()).as_ref())),
+                )
             },
         )
     }
 
     /// `kind` is "domain", "type" or "framework".
     #[napi(ts_return_type = "Promise<StoredPattern[]>")]
-    pub fn load_by(
-        &self,
-        kind: String,
-        name: String,
-    ) -> napi::Result<AsyncTask<Job<Vec<crate::Pattern>, Vec<JsStoredPattern>>>> {
+    pub fn load_by(&self, kind: String, name: String) -> napi::Result<AsyncTask<Job<Vec<crate::Pattern>, RawJs>>> {
         let kind = match kind.as_str() {
             "domain" => IndexKind::Domain,
             "type" => IndexKind::Type,
             "framework" => IndexKind::Framework,
             _ => return Err(napi::Error::new(Status::InvalidArg, format!("unknown index '{kind}'"))),
         };
-        Ok(self.run(move |c| c.load_by(kind, &name), patterns_to_js))
+        Ok(self.run_patterns(move |c| c.load_by(kind, &name), |b, ps| build_patterns(b, ps)))
     }
 
     #[napi(ts_return_type = "Promise<StoredPattern[]>")]
-    pub fn query(&self, filter: JsPatternFilter) -> AsyncTask<Job<Vec<crate::Pattern>, Vec<JsStoredPattern>>> {
+    pub fn query(&self, filter: JsPatternFilter) -> AsyncTask<Job<Vec<crate::Pattern>, RawJs>> {
         let filter = filter.into_core();
-        self.run(move |c| c.query(&filter?), patterns_to_js)
+        self.run_patterns(move |c| c.query(&filter?), |b, ps| build_patterns(b, ps))
     }
 
     #[napi(ts_return_type = "Promise<void>")]

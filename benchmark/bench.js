@@ -1,0 +1,332 @@
+'use strict'
+// The benchmark suite: `npm run bench` from the repository root.
+// BENCH_QUICK=1: only the 10,000-pattern sizes and fewer iterations (for development);
+// its report goes to benchmark/data/RESULTS.quick.md instead of benchmark/RESULTS.md.
+//
+// Measures (see lib/targets.js for the targets and README.md for the method):
+//   open to ready; memory growth after open (fresh child processes);
+//   loadPattern hit, loadPatternsByDomain (100 / 1,000), tier 2 loadPattern (tinybench);
+//   rebuildCache() and the event-loop stall during it; a fresh process's require + open + query.
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { performance } = require('node:perf_hooks')
+const Database = require('better-sqlite3')
+const { ensureDataset } = require('./lib/dataset')
+const { collect, percentile, summary, timeRuns, micro, stallTracker, sleep } = require('./lib/measure')
+const { machine, versions } = require('./lib/machine')
+const { evaluate } = require('./lib/targets')
+const { consoleReport, writeMarkdown, fmtTime } = require('./lib/report')
+const { SELECT_ONE, rowToPattern } = require('./lib/rows')
+
+const QUICK = process.env.BENCH_QUICK === '1'
+const SIZES = QUICK ? [10000] : [10000, 100000]
+const COLD_SIZE = 1000
+const CONFIG = QUICK
+  ? { openRuns: 10, openWarmup: 2, microTime: 300, microWarmup: 100, memoryRuns: 2, rebuildRuns: 3, coldRuns: 10, coldWarmup: 2 }
+  : { openRuns: 20, openWarmup: 2, microTime: 2000, microWarmup: 300, memoryRuns: 3, rebuildRuns: 5, coldRuns: 30, coldWarmup: 3 }
+
+const CONTENDERS = Object.fromEntries(
+  ['pattern-cache', 'pattern-cache-tier2', 'reference', 'js-map', 'msgpackr', 'better-sqlite3', 'lmdb'].map((name) => [
+    name,
+    require(`./contenders/${name}`),
+  ]),
+)
+const TITLES = { ...Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.title])), 'node -e 0': 'node -e 0 (bare)' }
+const DESCRIPTIONS = {
+  'pattern-cache': '`PatternCache.open({ dbPath, cachePath })`, `await cache.loadPattern(id)`, `loadPatternsByDomain`, `rebuildCache()`: tier 1, the memory-mapped cache file.',
+  'pattern-cache-tier2': 'the same with `enabled: false`: every read from SQLite (tier 2).',
+  reference: 'the TypeScript design this package replaces, in plain JS: a MessagePack document (@msgpack/msgpack) with a SHA-256 header, written from SQLite (better-sqlite3) atomically (temp file, fsync, rename) on the JS thread; open = readFile, SHA-256 check (node:crypto), decode into a Map of records and index objects; a hit converts the record to a pattern with `embedding` as number[].',
+  'js-map': 'the floor: a Map of decoded patterns (embedding Float32Array) already in memory; a hit returns `{ ...p, embedding: new Float32Array(p.embedding) }`.',
+  msgpackr: 'open = readFile + msgpackr `unpack` of the same kind of document (no checksum) into a Map; a hit returns a fresh pattern with its own Float32Array.',
+  'better-sqlite3': 'direct queries on the same SQLite file (`WHERE id = ?`, `WHERE domain = ? ORDER BY id`), rows converted to patterns with Float32Array embeddings.',
+  lmdb: 'lmdb-js, each pattern `put` under its id (values encoded by its default msgpackr), a hit is `get(id)` with the embedding bytes viewed as Float32Array; no domain query.',
+}
+
+const OPEN = ['pattern-cache', 'reference', 'msgpackr', 'lmdb', 'better-sqlite3']
+const READ = ['pattern-cache', 'js-map', 'reference', 'msgpackr', 'lmdb', 'better-sqlite3', 'pattern-cache-tier2']
+const MEMORY = ['pattern-cache', 'reference', 'msgpackr', 'js-map', 'lmdb', 'better-sqlite3']
+const REBUILD = ['pattern-cache', 'reference']
+const COLD = ['pattern-cache', 'reference']
+
+const MEASURE = {
+  open: 'open to ready',
+  hit: 'loadPattern (hit)',
+  domain100: 'loadPatternsByDomain (100)',
+  domain1000: 'loadPatternsByDomain (1,000)',
+  rebuild: 'rebuildCache()',
+  cold: 'fresh process: require + open + domain query',
+}
+
+const results = {
+  quick: QUICK,
+  sizes: SIZES,
+  timings: [],
+  memory: [],
+  rebuild: [],
+  idleStall: { stallMs: NaN },
+  notes: [],
+  descriptions: DESCRIPTIONS,
+}
+
+const log = (...args) => console.log(...args)
+const record = (measure, size, contender, stats) => {
+  results.timings.push({ measure, size, contender, ...stats })
+  log(`    ${contender.padEnd(20)} median ${fmtTime(stats.median).padStart(10)}   p99 ${fmtTime(stats.p99).padStart(10)}   (${stats.runs} runs)`)
+}
+
+/** Runs one group of measures; a failure becomes a note in the report instead of ending the run. */
+async function attempt(what, fn) {
+  try {
+    await fn()
+  } catch (e) {
+    const message = `could not measure ${what}: ${e && e.message ? e.message : e}`
+    results.notes.push(message)
+    console.error(`  ! ${message}`)
+    if (process.env.BENCH_DEBUG) console.error(e)
+  }
+}
+
+// What SQLite says, to compare every contender's answers with before measuring it.
+function truthOf(ds) {
+  const db = new Database(ds.dbPath, { readonly: true, fileMustExist: true })
+  const one = db.prepare(SELECT_ONE)
+  const patterns = ds.hotIds.slice(0, 20).map((id) => rowToPattern(one.get(id)))
+  const domainIds = {}
+  for (const domain of [ds.smallDomain, ds.largeDomain].filter(Boolean)) {
+    domainIds[domain] = db.prepare('SELECT id FROM patterns WHERE domain = ? ORDER BY id').pluck().all(domain)
+  }
+  db.close()
+  return { patterns, domainIds }
+}
+
+function samePattern(name, got, want) {
+  assert.ok(got, `${name}: ${want.id} not found`)
+  for (const key of ['id', 'type', 'domain', 'framework', 'content', 'verdict', 'createdAt', 'usageCount', 'successCount']) {
+    assert.equal(got[key], want[key], `${name}: ${want.id}.${key}`)
+  }
+  assert.deepEqual(got.metadata, want.metadata, `${name}: ${want.id}.metadata`)
+  assert.equal(got.embedding.length, want.embedding.length, `${name}: ${want.id}.embedding length`)
+  for (let i = 0; i < want.embedding.length; i++) {
+    if (Math.fround(got.embedding[i]) !== want.embedding[i]) assert.fail(`${name}: ${want.id}.embedding[${i}]`)
+  }
+}
+
+async function checkAnswers(name, store, truth) {
+  const got = []
+  for (const want of truth.patterns) got.push(await store.get(want.id))
+  // Compared after all reads, so an answer that shares memory with a later read would show.
+  truth.patterns.forEach((want, i) => samePattern(name, got[i], want))
+  assert.equal(await store.get('no-such-pattern'), null, `${name}: a missing id`)
+  if (store.byDomain) {
+    for (const [domain, ids] of Object.entries(truth.domainIds)) {
+      const patterns = await store.byDomain(domain)
+      assert.deepEqual(patterns.map((p) => p.id), ids, `${name}: domain ${domain}`)
+    }
+  }
+}
+
+/** pattern-cache must be serving from the tier we mean to measure, without rebuilding. */
+function checkTier(name, store) {
+  if (!store.cache) return
+  const m = store.cache.getMetrics()
+  const want = name === 'pattern-cache-tier2' ? 'sqlite' : 'cache'
+  if (m.tier !== want) throw new Error(`${name} serves from ${m.tier}, not ${want} (${m.cacheUnavailableReason || ''})`)
+  if (m.cacheRebuildCount !== 0) throw new Error(`${name} rebuilt its cache ${m.cacheRebuildCount} times while measured`)
+}
+
+async function prepare(ds, names) {
+  for (const name of names) {
+    const started = performance.now()
+    await CONTENDERS[name].prepare(ds)
+    const ms = performance.now() - started
+    if (ms > 1000) log(`  prepared ${name} in ${(ms / 1000).toFixed(1)} s`)
+  }
+}
+
+async function measureOpen(ds) {
+  log(`\n== ${MEASURE.open}, ${ds.count.toLocaleString('en-US')} patterns (warm page cache)`)
+  for (const name of OPEN) {
+    await attempt(`${MEASURE.open} of ${name} at ${ds.count}`, async () => {
+      const stats = await timeRuns(
+        async () => {
+          const store = await CONTENDERS[name].open(ds)
+          return async () => {
+            checkTier(name, store)
+            await store.close()
+          }
+        },
+        { runs: CONFIG.openRuns, warmup: CONFIG.openWarmup },
+      )
+      record(MEASURE.open, ds.count, name, stats)
+    })
+  }
+}
+
+async function measureReads(ds) {
+  log(`\n== reads, ${ds.count.toLocaleString('en-US')} patterns (tinybench, every call awaited)`)
+  const truth = truthOf(ds)
+  const ids = ds.hotIds
+  for (const name of READ) {
+    await attempt(`reads of ${name} at ${ds.count}`, async () => {
+      let store = await CONTENDERS[name].open(ds)
+      try {
+        await checkAnswers(name, store, truth)
+        for (const id of ids) await store.get(id) // every hot id read once before timing
+        let i = 0
+        const tasks = {
+          [MEASURE.hit]: async () => {
+            if ((await store.get(ids[i++ % ids.length])) === null) throw new Error('miss')
+          },
+        }
+        if (store.byDomain) {
+          tasks[MEASURE.domain100] = async () => {
+            if ((await store.byDomain(ds.smallDomain)).length !== 100) throw new Error('wrong count')
+          }
+          if (ds.largeDomain) {
+            tasks[MEASURE.domain1000] = async () => {
+              if ((await store.byDomain(ds.largeDomain)).length !== 1000) throw new Error('wrong count')
+            }
+          }
+        }
+        const out = await micro(tasks, { time: CONFIG.microTime, warmupTime: CONFIG.microWarmup })
+        checkTier(name, store)
+        for (const [measure, stats] of Object.entries(out)) record(measure, ds.count, name, stats)
+      } finally {
+        await store.close()
+        store = null
+        collect()
+      }
+    })
+  }
+}
+
+async function measureMemory(ds) {
+  log(`\n== memory growth after open, ${ds.count.toLocaleString('en-US')} patterns (a fresh process per run)`)
+  const child = path.join(__dirname, 'child', 'memory.js')
+  for (const name of MEMORY) {
+    await attempt(`memory of ${name} at ${ds.count}`, async () => {
+      const runs = []
+      for (let i = 0; i < CONFIG.memoryRuns; i++) {
+        const r = spawnSync(process.execPath, ['--expose-gc', child, name, String(ds.count)], { encoding: 'utf8' })
+        if (r.status !== 0) throw new Error(`child exited ${r.status}: ${r.stderr.trim().split('\n').pop()}`)
+        runs.push(JSON.parse(r.stdout.trim().split('\n').pop()))
+      }
+      const median = (key) => percentile(runs.map((r) => r[key]), 0.5)
+      const m = { size: ds.count, contender: name, runs: runs.length }
+      for (const key of ['rss', 'heapUsed', 'external', 'arrayBuffers']) m[key] = median(key)
+      results.memory.push(m)
+      log(`    ${name.padEnd(20)} RSS +${(m.rss / 2 ** 20).toFixed(1)} MiB   JS heap +${(m.heapUsed / 2 ** 20).toFixed(1)} MiB`)
+    })
+  }
+}
+
+async function measureRebuild(ds) {
+  log(`\n== rebuild, ${ds.count.toLocaleString('en-US')} patterns`)
+  let idle = stallTracker()
+  await sleep(1000)
+  results.idleStall = idle.stop()
+  log(`    idle event loop: longest stall ${results.idleStall.stallMs.toFixed(2)} ms`)
+  for (const name of REBUILD) {
+    await attempt(`rebuild of ${name} at ${ds.count}`, async () => {
+      const rebuilder = await CONTENDERS[name].rebuilder(ds)
+      try {
+        await rebuilder.rebuild() // untimed
+        const times = []
+        const stalls = []
+        const histograms = []
+        for (let i = 0; i < CONFIG.rebuildRuns; i++) {
+          collect()
+          await sleep(20)
+          const tracker = stallTracker()
+          const started = performance.now()
+          await rebuilder.rebuild()
+          times.push(performance.now() - started)
+          const s = tracker.stop()
+          stalls.push(s.stallMs)
+          histograms.push(s.histogramMaxMs)
+        }
+        const stats = summary(times)
+        record(MEASURE.rebuild, ds.count, name, stats)
+        const medianRun = times.indexOf([...times].sort((a, b) => a - b)[Math.floor(times.length / 2)])
+        results.rebuild.push({
+          size: ds.count,
+          contender: name,
+          ...stats,
+          stallMax: Math.max(...stalls),
+          stallMedian: stalls[medianRun],
+          histogramMax: Math.max(...histograms),
+        })
+        log(`    ${''.padEnd(20)} longest event-loop stall ${Math.max(...stalls).toFixed(2)} ms (of ${stalls.map((s) => s.toFixed(1)).join(', ')})`)
+      } finally {
+        await rebuilder.close()
+        collect()
+      }
+    })
+  }
+}
+
+async function measureColdStart(ds) {
+  log(`\n== ${MEASURE.cold}, ${ds.count.toLocaleString('en-US')}-pattern cache (spawn to exit)`)
+  const child = path.join(__dirname, 'child', 'cold-start.js')
+  const variants = { 'node -e 0': ['-e', '0'] }
+  for (const name of COLD) variants[name] = [child, name, ds.dir, ds.smallDomain, '100']
+  const spawnTimed = (name) => {
+    const started = performance.now()
+    const r = spawnSync(process.execPath, variants[name], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+    const ms = performance.now() - started
+    if (r.status !== 0) throw new Error(`${name} exited ${r.status}: ${r.stderr.trim()}`)
+    return ms
+  }
+  await attempt(MEASURE.cold, async () => {
+    const names = Object.keys(variants)
+    const samples = Object.fromEntries(names.map((n) => [n, []]))
+    for (let i = 0; i < CONFIG.coldWarmup; i++) names.forEach(spawnTimed)
+    for (let i = 0; i < CONFIG.coldRuns; i++) {
+      // alternate, starting with a different one each round
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(i + k) % names.length]
+        samples[name].push(spawnTimed(name))
+      }
+    }
+    for (const name of names) record(MEASURE.cold, ds.count, name, summary(samples[name]))
+  })
+}
+
+async function main() {
+  const started = performance.now()
+  log(`pattern-cache benchmark${QUICK ? ' (BENCH_QUICK=1)' : ''}: sizes ${SIZES.map((n) => n.toLocaleString('en-US')).join(', ')}`)
+  const datasets = []
+  for (const size of SIZES) datasets.push(await ensureDataset(size, log))
+  const coldData = await ensureDataset(COLD_SIZE, log)
+  const largest = datasets[datasets.length - 1]
+
+  for (const ds of datasets) {
+    log(`\npreparing contenders' files for ${ds.count.toLocaleString('en-US')} patterns`)
+    await prepare(ds, Object.keys(CONTENDERS))
+    await measureOpen(ds)
+    await measureReads(ds)
+  }
+  await measureMemory(largest)
+  await measureRebuild(largest)
+  await prepare(coldData, COLD)
+  await measureColdStart(coldData)
+
+  results.finishedAt = new Date().toISOString()
+  results.durationMs = performance.now() - started
+  if (results.idleStall.stallMs > 5) results.notes.push(`the idle event loop itself stalled ${results.idleStall.stallMs.toFixed(1)} ms once (timer jitter of this machine)`)
+  const targets = evaluate(results)
+  const context = { machine: machine(), versions: versions(), config: CONFIG }
+  log(consoleReport(results, targets, TITLES))
+  const out = QUICK ? path.join(__dirname, 'data', 'RESULTS.quick.md') : path.join(__dirname, 'RESULTS.md')
+  writeMarkdown(out, results, targets, TITLES, context)
+  fs.writeFileSync(path.join(__dirname, 'data', QUICK ? 'results.quick.json' : 'results.json'), JSON.stringify({ ...results, targets, ...context }, null, 2))
+  log(`wrote ${path.relative(process.cwd(), out)} (${(results.durationMs / 60000).toFixed(1)} minutes)`)
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
