@@ -74,7 +74,8 @@ const results = {
 const log = (...args) => console.log(...args)
 const record = (measure, size, contender, stats) => {
   results.timings.push({ measure, size, contender, ...stats })
-  log(`    ${contender.padEnd(20)} median ${fmtTime(stats.median).padStart(10)}   p99 ${fmtTime(stats.p99).padStart(10)}   (${stats.runs} runs)`)
+  const what = measure === MEASURE.open || measure === MEASURE.rebuild || measure === MEASURE.cold ? '' : ` ${measure}`
+  log(`    ${contender}${what}`.padEnd(60) + `median ${fmtTime(stats.median).padStart(10)}   p99 ${fmtTime(stats.p99).padStart(10)}   (${stats.runs} runs)`)
 }
 
 /** Runs one group of measures; a failure becomes a note in the report instead of ending the run. */
@@ -246,7 +247,7 @@ async function measureRebuild(ds) {
           times.push(performance.now() - started)
           const s = tracker.stop()
           stalls.push(s.stallMs)
-          histograms.push(s.histogramMaxMs)
+          if (s.histogramMaxMs !== null) histograms.push(s.histogramMaxMs)
         }
         const stats = summary(times)
         record(MEASURE.rebuild, ds.count, name, stats)
@@ -257,9 +258,9 @@ async function measureRebuild(ds) {
           ...stats,
           stallMax: Math.max(...stalls),
           stallMedian: stalls[medianRun],
-          histogramMax: Math.max(...histograms),
+          histogramMax: histograms.length ? Math.max(...histograms) : undefined,
         })
-        log(`    ${''.padEnd(20)} longest event-loop stall ${Math.max(...stalls).toFixed(2)} ms (of ${stalls.map((s) => s.toFixed(1)).join(', ')})`)
+        log(`    ${name}: longest event-loop stall ${Math.max(...stalls).toFixed(2)} ms (of ${stalls.map((s) => s.toFixed(1)).join(', ')})`)
       } finally {
         await rebuilder.close()
         collect()
@@ -297,6 +298,7 @@ async function measureColdStart(ds) {
 
 async function main() {
   const started = performance.now()
+  const versionsAtStart = versions()
   log(`pattern-cache benchmark${QUICK ? ' (BENCH_QUICK=1)' : ''}: sizes ${SIZES.map((n) => n.toLocaleString('en-US')).join(', ')}`)
   const datasets = []
   for (const size of SIZES) datasets.push(await ensureDataset(size, log))
@@ -319,6 +321,11 @@ async function main() {
   if (results.idleStall.stallMs > 5) results.notes.push(`the idle event loop itself stalled ${results.idleStall.stallMs.toFixed(1)} ms once (timer jitter of this machine)`)
   const targets = evaluate(results)
   const context = { machine: machine(), versions: versions(), config: CONFIG }
+  for (const key of ['pattern-cache commit', 'pattern-cache addon built']) {
+    if (versionsAtStart[key] !== context.versions[key]) {
+      results.notes.push(`${key} changed during the run (${versionsAtStart[key]} -> ${context.versions[key]}): this process kept the addon it loaded at the start; child processes started after the change (memory, fresh process) loaded the new one`)
+    }
+  }
   log(consoleReport(results, targets, TITLES))
   const out = QUICK ? path.join(__dirname, 'data', 'RESULTS.quick.md') : path.join(__dirname, 'RESULTS.md')
   writeMarkdown(out, results, targets, TITLES, context)

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::db::{queries, Database};
 use crate::error::{Error, Result};
-use crate::format::writer::CacheMeta;
-use crate::format::{write_cache, CacheView, Header};
+use crate::format::writer::{CacheMeta, CacheWriter};
+use crate::format::{CacheView, Header};
 
 /// The package version written into every header.
 pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
@@ -158,13 +158,12 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
         };
         let temp = temp_file(paths)?;
         let mut out = BufWriter::with_capacity(1 << 20, temp);
-        let header = queries::with_all_patterns(conn, |rows| {
-            let rows = rows.map(|row| match cancel.load(Ordering::Acquire) {
-                true => Err(Error::Closed),
-                false => row,
-            });
-            write_cache(&mut out, &meta, rows, &configs)
+        let mut writer = CacheWriter::new(&mut out, &meta)?;
+        queries::for_each_pattern_ref(conn, |p| match cancel.load(Ordering::Acquire) {
+            true => Err(Error::Closed),
+            false => writer.add(p),
         })?;
+        let header = writer.finish(&configs)?;
         let temp = out
             .into_inner()
             .map_err(|e| Error::io("flushing the cache file", e.into_error()))?;

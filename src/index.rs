@@ -19,7 +19,7 @@ impl Indexes {
     pub fn build<'a>(patterns: impl IntoIterator<Item = &'a Pattern>) -> Indexes {
         let mut builder = IndexBuilder::default();
         for (ordinal, p) in patterns.into_iter().enumerate() {
-            builder.add(ordinal as u32, p);
+            builder.add(ordinal as u32, &p.domain, &p.pattern_type, &p.framework);
         }
         builder.finish()
     }
@@ -98,10 +98,13 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    pub fn add(&mut self, ordinal: u32, p: &Pattern) {
-        for kind in IndexKind::ALL {
+    pub fn add(&mut self, ordinal: u32, domain: &str, pattern_type: &str, framework: &str) {
+        for (kind, key) in [
+            (IndexKind::Domain, domain),
+            (IndexKind::Type, pattern_type),
+            (IndexKind::Framework, framework),
+        ] {
             let map = &mut self.by_kind[kind as usize];
-            let key = kind.key_of(p);
             match map.get_mut(key) {
                 Some(list) => list.push(ordinal),
                 None => {

@@ -21,7 +21,6 @@ module.exports = {
   title: 'msgpackr (+ Map)',
 
   async prepare(ds) {
-    if (fs.existsSync(filePath(ds))) return
     const db = new Database(ds.dbPath, { readonly: true, fileMustExist: true })
     const patterns = db.prepare(SELECT_ALL).all().map(rowToRecord)
     db.close()

@@ -81,7 +81,6 @@ module.exports = {
   writeCacheFile,
 
   async prepare(ds) {
-    if (fs.existsSync(cachePath(ds))) return
     const db = new Database(ds.dbPath, { fileMustExist: true })
     writeCacheFile(db, cachePath(ds))
     db.close()

@@ -68,7 +68,7 @@ async function micro(tasks, { time, warmupTime }) {
 /**
  * Tracks how long the event loop goes without running a 1 ms interval timer,
  * and perf_hooks.monitorEventLoopDelay (1 ms resolution) alongside.
- * stop() -> { stallMs: longest gap minus the 1 ms interval, histogramMaxMs }
+ * stop() -> { stallMs: longest gap minus the 1 ms interval, histogramMaxMs (null: no sample) }
  */
 function stallTracker() {
   const histogram = monitorEventLoopDelay({ resolution: 1 })
@@ -86,7 +86,8 @@ function stallTracker() {
       tick()
       clearInterval(timer)
       histogram.disable()
-      return { stallMs: Math.max(0, maxGap - 1), histogramMaxMs: histogram.max / 1e6 }
+      // The histogram has no sample when the loop never got to run during the interval.
+      return { stallMs: Math.max(0, maxGap - 1), histogramMaxMs: histogram.count > 0 ? histogram.max / 1e6 : null }
     },
   }
 }

@@ -23,9 +23,15 @@ function table(header, rows) {
 }
 
 function timingsTable(results, titles) {
+  // grouped by measure (in the order first measured), then size; contenders in the order measured
+  const order = [...new Set(results.timings.map((t) => t.measure))]
+  const rows = results.timings
+    .map((t, i) => ({ t, i }))
+    .sort((a, b) => order.indexOf(a.t.measure) - order.indexOf(b.t.measure) || a.t.size - b.t.size || a.i - b.i)
+    .map(({ t }) => t)
   return table(
     ['measure', 'patterns', 'contender', 'median', 'p99', 'runs'],
-    results.timings.map((t) => [t.measure, fmtN(t.size), titles[t.contender] || t.contender, fmtTime(t.median), fmtTime(t.p99), fmtN(t.runs)]),
+    rows.map((t) => [t.measure, fmtN(t.size), titles[t.contender] || t.contender, fmtTime(t.median), fmtTime(t.p99), fmtN(t.runs)]),
   )
 }
 
@@ -114,7 +120,7 @@ ${memoryTable(results, titles)}
 ### rebuild and the event loop
 
 While each rebuild runs, a 1 ms \`setInterval\` records the longest gap between its ticks; the stall is that gap minus the 1 ms interval.
-\`perf_hooks.monitorEventLoopDelay\` (1 ms resolution) is shown alongside. For comparison, the same tracker on an idle event loop for 1 s: longest stall ${results.idleStall.stallMs.toFixed(2)} ms.
+\`perf_hooks.monitorEventLoopDelay\` (1 ms resolution) is shown alongside ("-": it took no sample because the loop never ran during the rebuild). For comparison, the same tracker on an idle event loop for 1 s: longest stall ${results.idleStall.stallMs.toFixed(2)} ms.
 
 ${rebuildTable(results, titles)}
 
@@ -135,7 +141,10 @@ ${Object.entries(results.descriptions).map(([name, d]) => `  - **${titles[name] 
 - tinybench: ${config.microTime} ms (+ ${config.microWarmup} ms warm-up) per task, at least 64 samples; one contender open at a time.
 - Fresh process: \`node -e 0\` and \`node benchmark/child/cold-start.js <contender>\` (require + open + one domain query of 100 patterns on the 1,000-pattern data set, exiting by itself)
   spawned alternately, ${config.coldRuns} times each (after ${config.coldWarmup} untimed each), timed from spawn to exit.
-- rebuildCache(): ${config.rebuildRuns} timed runs (after 1 untimed) per contender on an open instance; the reference's is its file writer on the JS thread.
+- rebuildCache(): ${config.rebuildRuns} timed runs (after 1 untimed) per contender: pattern-cache's \`rebuildCache()\` on an open instance;
+  the reference's file writer (select all, encode, SHA-256, temp file + fsync + rename) on the JS thread with its own SQLite connection.
+- Targets are checked on medians (p50); a ratio is the other contender's median over pattern-cache's unless its row says otherwise.
+- Memory, rebuild and the 100,000 open are measured ${results.quick ? 'here at 10,000 (quick run)' : 'at 100,000'}; the page cache is warm for every file.
 ${results.notes.length ? `\n## Notes\n\n${results.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}`
 }
 

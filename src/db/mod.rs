@@ -69,7 +69,17 @@ impl Database {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         };
-        let previous_schema = db.write(schema::migrate)?;
+        // Most opens find the schema current: look first without the write
+        // lock, so many workers opening at once do not queue behind it.
+        let found: i64 = {
+            let conn = lock(&db.writer)?;
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))?
+        };
+        let previous_schema = if found == schema::latest_version() {
+            found
+        } else {
+            db.write(schema::migrate)?
+        };
         Ok(Opened { db, previous_schema })
     }
 

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::Generation;
 use crate::error::{Error, Result};
 use crate::format::f32_bytes;
+use crate::format::record::{EmbeddingRef, PatternRef};
 use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter, Verdict};
 
 const PATTERN_COLUMNS: &str = "id, type, domain, framework, content, embedding, coverage, \
@@ -174,14 +175,44 @@ pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every pattern in id order, handed to `f` as a stream (a cache build).
-pub fn with_all_patterns<T>(
-    conn: &Connection,
-    f: impl FnOnce(&mut dyn Iterator<Item = Result<Pattern>>) -> Result<T>,
-) -> Result<T> {
+/// Every pattern in id order, borrowed from SQLite's row buffers and handed
+/// to `each` one at a time (a cache build: no copy of any row is made).
+pub fn for_each_pattern_ref(conn: &Connection, mut each: impl FnMut(&PatternRef<'_>) -> Result<()>) -> Result<()> {
     let mut stmt = conn.prepare(&format!("SELECT {PATTERN_COLUMNS} FROM patterns ORDER BY id"))?;
-    let mut rows = stmt.query_map([], pattern_from_row)?.map(|r| r.map_err(Error::from));
-    f(&mut rows)
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> Result<&str> { r.get_ref(i)?.as_str().map_err(|e| conversion(i, e)) };
+        let blob = r.get_ref(5)?.as_blob().map_err(|e| conversion(5, e))?;
+        let verdict = Verdict::parse(text(8)?).unwrap_or_default();
+        each(&PatternRef {
+            id: text(0)?,
+            pattern_type: text(1)?,
+            domain: text(2)?,
+            framework: text(3)?,
+            content: text(4)?,
+            embedding: EmbeddingRef::Le(blob),
+            coverage: r.get(6)?,
+            flakiness_score: r.get(7)?,
+            verdict,
+            created_at: r.get(9)?,
+            last_used: r.get(10)?,
+            usage_count: r.get(11)?,
+            success_count: r.get(12)?,
+            metadata_json: match r.get_ref(13)? {
+                rusqlite::types::ValueRef::Null => None,
+                v => Some(v.as_str().map_err(|e| conversion(13, e))?),
+            },
+        })?;
+    }
+    Ok(())
+}
+
+fn conversion(column: usize, e: rusqlite::types::FromSqlError) -> Error {
+    Error::Db(rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        Box::new(e),
+    ))
 }
 
 pub fn all_configs(conn: &Connection) -> Result<Vec<AgentConfig>> {

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::codec;
 use super::header::{Header, Section, SectionId, FORMAT_VERSION, HEADER_LEN};
+use super::record::{self, PatternRef};
 use super::DIR_ENTRY_LEN;
 use crate::error::{Error, Result};
 use crate::index::IndexBuilder;
@@ -23,29 +24,47 @@ pub struct CacheMeta {
     pub source_id: [u8; 16],
 }
 
-/// Writes a whole cache file to `out` (positioned anywhere; it seeks).
-/// `patterns` must come in strictly ascending id order and share one
-/// embedding dimension; `configs` in ascending agent id order.
-pub fn write_cache<W: Write + Seek>(
-    out: &mut W,
-    meta: &CacheMeta,
-    patterns: impl Iterator<Item = Result<Pattern>>,
-    configs: &[AgentConfig],
-) -> Result<Header> {
-    let io = |e| Error::io("writing cache file", e);
-    out.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
+fn io(e: std::io::Error) -> Error {
+    Error::io("writing cache file", e)
+}
 
-    let mut directory = Vec::new();
-    let mut ids = Vec::new();
-    let mut index = IndexBuilder::default();
-    let mut record = Vec::new();
-    let mut records_len: u64 = 0;
-    let mut count: u64 = 0;
-    let mut dim: Option<usize> = None;
-    let mut last_id: Option<String> = None;
+fn too_big() -> Error {
+    Error::Internal("cache file exceeds the format's 4 GiB id/record limits".into())
+}
 
-    for p in patterns {
-        let p = p?;
+/// Writes a cache file record by record. Records must come in strictly
+/// ascending id order and share one embedding dimension.
+pub struct CacheWriter<'w, W: Write + Seek> {
+    out: &'w mut W,
+    meta: CacheMeta,
+    directory: Vec<u8>,
+    ids: Vec<u8>,
+    index: IndexBuilder,
+    record: Vec<u8>,
+    records_len: u64,
+    count: u64,
+    dim: Option<usize>,
+    last_id: Vec<u8>,
+}
+
+impl<'w, W: Write + Seek> CacheWriter<'w, W> {
+    pub fn new(out: &'w mut W, meta: &CacheMeta) -> Result<Self> {
+        out.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(io)?;
+        Ok(CacheWriter {
+            out,
+            meta: meta.clone(),
+            directory: Vec::new(),
+            ids: Vec::new(),
+            index: IndexBuilder::default(),
+            record: Vec::new(),
+            records_len: 0,
+            count: 0,
+            dim: None,
+            last_id: Vec::new(),
+        })
+    }
+
+    pub fn add(&mut self, p: &PatternRef<'_>) -> Result<()> {
         // The reader rejects what breaks these; never write such a file.
         if p.id.is_empty() || p.embedding.is_empty() {
             return Err(Error::Internal(format!(
@@ -53,83 +72,103 @@ pub fn write_cache<W: Write + Seek>(
                 p.id
             )));
         }
-        if last_id.as_deref().is_some_and(|last| last >= p.id.as_str()) {
+        if self.count > 0 && self.last_id.as_slice() >= p.id.as_bytes() {
             return Err(Error::Internal(format!("records out of id order at '{}'", p.id)));
         }
-        if *dim.get_or_insert(p.embedding.len()) != p.embedding.len() {
+        if *self.dim.get_or_insert(p.embedding.len()) != p.embedding.len() {
             return Err(Error::Internal(format!(
                 "record '{}' has another embedding dimension",
                 p.id
             )));
         }
-        record.clear();
-        codec::encode_record(&p, &mut record)?;
-        out.write_all(&record).map_err(io)?;
+        self.record.clear();
+        record::encode_ref(p, &mut self.record);
+        self.out.write_all(&self.record).map_err(io)?;
 
-        let too_big = || Error::Internal("cache file exceeds the format's 4 GiB id/record limits".into());
-        let rec_len = u32::try_from(record.len()).map_err(|_| too_big())?;
-        let id_off = u32::try_from(ids.len()).map_err(|_| too_big())?;
+        let rec_len = u32::try_from(self.record.len()).map_err(|_| too_big())?;
+        let id_off = u32::try_from(self.ids.len()).map_err(|_| too_big())?;
         let id_len = u32::try_from(p.id.len()).map_err(|_| too_big())?;
-        directory.extend_from_slice(&records_len.to_le_bytes());
-        directory.extend_from_slice(&rec_len.to_le_bytes());
-        directory.extend_from_slice(&id_off.to_le_bytes());
-        directory.extend_from_slice(&id_len.to_le_bytes());
-        directory.extend_from_slice(&0u32.to_le_bytes());
-        directory.extend_from_slice(&Sha256::digest(&record));
-        ids.extend_from_slice(p.id.as_bytes());
-        index.add(u32::try_from(count).map_err(|_| too_big())?, &p);
+        let ordinal = u32::try_from(self.count).map_err(|_| too_big())?;
+        self.directory.extend_from_slice(&self.records_len.to_le_bytes());
+        self.directory.extend_from_slice(&rec_len.to_le_bytes());
+        self.directory.extend_from_slice(&id_off.to_le_bytes());
+        self.directory.extend_from_slice(&id_len.to_le_bytes());
+        self.directory.extend_from_slice(&0u32.to_le_bytes());
+        self.directory.extend_from_slice(&Sha256::digest(&self.record));
+        self.ids.extend_from_slice(p.id.as_bytes());
+        self.index.add(ordinal, p.domain, p.pattern_type, p.framework);
 
-        records_len += record.len() as u64;
-        count += 1;
-        last_id = Some(p.id);
+        self.records_len += self.record.len() as u64;
+        self.count += 1;
+        self.last_id.clear();
+        self.last_id.extend_from_slice(p.id.as_bytes());
+        Ok(())
     }
-    debug_assert_eq!(directory.len() as u64, count * DIR_ENTRY_LEN as u64);
 
-    if configs.windows(2).any(|w| w[0].agent_id >= w[1].agent_id) {
-        return Err(Error::Internal("agent configs out of id order".into()));
-    }
-    let mut indexes = Vec::new();
-    codec::encode_indexes(&index.finish(), &mut indexes)?;
-    let mut configs_bytes = Vec::new();
-    codec::encode_configs(configs, &mut configs_bytes)?;
+    /// Writes the remaining sections and the header; returns the header.
+    pub fn finish(self, configs: &[AgentConfig]) -> Result<Header> {
+        if configs.windows(2).any(|w| w[0].agent_id >= w[1].agent_id) {
+            return Err(Error::Internal("agent configs out of id order".into()));
+        }
+        debug_assert_eq!(self.directory.len() as u64, self.count * DIR_ENTRY_LEN as u64);
+        let mut indexes = Vec::new();
+        codec::encode_indexes(&self.index.finish(), &mut indexes)?;
+        let mut configs_bytes = Vec::new();
+        codec::encode_configs(configs, &mut configs_bytes)?;
 
-    let mut sections = [Section::default(); 5];
-    sections[SectionId::Records as usize] = Section {
-        offset: HEADER_LEN as u64,
-        len: records_len,
-        sha256: [0; 32],
-    };
-    let mut at = HEADER_LEN as u64 + records_len;
-    for (id, bytes) in [
-        (SectionId::Directory, &directory),
-        (SectionId::Ids, &ids),
-        (SectionId::Indexes, &indexes),
-        (SectionId::Configs, &configs_bytes),
-    ] {
-        out.write_all(bytes).map_err(io)?;
-        sections[id as usize] = Section {
-            offset: at,
-            len: bytes.len() as u64,
-            sha256: Sha256::digest(bytes).into(),
+        let mut sections = [Section::default(); 5];
+        sections[SectionId::Records as usize] = Section {
+            offset: HEADER_LEN as u64,
+            len: self.records_len,
+            sha256: [0; 32],
         };
-        at += bytes.len() as u64;
-    }
+        let mut at = HEADER_LEN as u64 + self.records_len;
+        for (id, bytes) in [
+            (SectionId::Directory, &self.directory),
+            (SectionId::Ids, &self.ids),
+            (SectionId::Indexes, &indexes),
+            (SectionId::Configs, &configs_bytes),
+        ] {
+            self.out.write_all(bytes).map_err(io)?;
+            sections[id as usize] = Section {
+                offset: at,
+                len: bytes.len() as u64,
+                sha256: Sha256::digest(bytes).into(),
+            };
+            at += bytes.len() as u64;
+        }
 
-    let header = Header {
-        version: FORMAT_VERSION,
-        producer: meta.producer.clone(),
-        created_at_ms: meta.created_at_ms,
-        generation: meta.generation,
-        pattern_count: count,
-        config_count: configs.len() as u64,
-        embedding_dim: dim.unwrap_or(0) as u32,
-        source_id: meta.source_id,
-        sections,
-    };
-    out.seek(SeekFrom::Start(0)).map_err(io)?;
-    out.write_all(&header.encode()).map_err(io)?;
-    out.seek(SeekFrom::Start(at)).map_err(io)?;
-    Ok(header)
+        let header = Header {
+            version: FORMAT_VERSION,
+            producer: self.meta.producer.clone(),
+            created_at_ms: self.meta.created_at_ms,
+            generation: self.meta.generation,
+            pattern_count: self.count,
+            config_count: configs.len() as u64,
+            embedding_dim: self.dim.unwrap_or(0) as u32,
+            source_id: self.meta.source_id,
+            sections,
+        };
+        self.out.seek(SeekFrom::Start(0)).map_err(io)?;
+        self.out.write_all(&header.encode()).map_err(io)?;
+        self.out.seek(SeekFrom::Start(at)).map_err(io)?;
+        Ok(header)
+    }
+}
+
+/// Writes a whole cache file from owned patterns (tests and tools; the
+/// database build streams borrowed rows through `CacheWriter`).
+pub fn write_cache<W: Write + Seek>(
+    out: &mut W,
+    meta: &CacheMeta,
+    patterns: impl Iterator<Item = Result<Pattern>>,
+    configs: &[AgentConfig],
+) -> Result<Header> {
+    let mut writer = CacheWriter::new(out, meta)?;
+    for p in patterns {
+        writer.add(&p?.as_ref())?;
+    }
+    writer.finish(configs)
 }
 
 #[cfg(test)]
