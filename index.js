@@ -12,13 +12,37 @@ const native = require('./binding.js')
  * embedding comes as an ArrayBuffer; viewing it here makes it a Float32Array
  * of this module's realm, which is the caller's even inside jest's contexts.
  */
-function makePattern(id, type, domain, framework, content, buffer, coverage, flakinessScore, verdict, createdAt, lastUsed, usageCount, successCount, metadataJson) {
+function makePattern(buffer, id, type, domain, framework, content, coverage, flakinessScore, verdict, createdAt, lastUsed, usageCount, successCount, metadataJson) {
   const p = { id, type, domain, framework, content, embedding: new Float32Array(buffer), verdict, createdAt, usageCount, successCount }
   if (coverage !== undefined) p.coverage = coverage
   if (flakinessScore !== undefined) p.flakinessScore = flakinessScore
   if (lastUsed !== undefined) p.lastUsed = lastUsed
   if (metadataJson !== undefined) p.metadata = JSON.parse(metadataJson)
   return p
+}
+
+/** Many patterns at once: 13 fields each (as makePattern, less the buffer); embeddings `dim` floats each in `buffer`. */
+function makePatterns(out, buffer, dim, ...f) {
+  const all = new Float32Array(buffer)
+  for (let i = 0, k = 0; k < f.length; i++, k += 13) {
+    const p = {
+      id: f[k],
+      type: f[k + 1],
+      domain: f[k + 2],
+      framework: f[k + 3],
+      content: f[k + 4],
+      embedding: all.slice(i * dim, (i + 1) * dim),
+      verdict: f[k + 7],
+      createdAt: f[k + 8],
+      usageCount: f[k + 10],
+      successCount: f[k + 11],
+    }
+    if (f[k + 5] !== undefined) p.coverage = f[k + 5]
+    if (f[k + 6] !== undefined) p.flakinessScore = f[k + 6]
+    if (f[k + 9] !== undefined) p.lastUsed = f[k + 9]
+    if (f[k + 12] !== undefined) p.metadata = JSON.parse(f[k + 12])
+    out.push(p)
+  }
 }
 
 /** Every `code` an error from this package can carry (see README). */
@@ -164,7 +188,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return native.open(makePattern, prepared.options, prepared.onEvent).then((n) => new PatternCache(n))
+    return native.open(makePattern, makePatterns, prepared.options, prepared.onEvent).then((n) => new PatternCache(n))
   }
 
   loadPattern(id) {

@@ -158,6 +158,20 @@ impl PatternCache {
         inner.try_fast(&cached, true)
     }
 
+    /// With the cache disabled, a read of SQLite on the calling thread that
+    /// never waits: `None` when it would (or when the cache is enabled, where
+    /// the full call also keeps tier 1 fresh).
+    pub fn try_sqlite_now<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
+        let inner = self.inner().ok()?;
+        if inner.config.enabled {
+            return None;
+        }
+        let started = Instant::now();
+        let out = inner.db.try_read_now(read)?;
+        inner.record(false, started.elapsed());
+        Some(out)
+    }
+
     /// Like `try_cached`, without counting a hit: for looking before reading.
     pub fn try_peek<T>(&self, look: impl Fn(&Tier1<'_>) -> T) -> Option<T> {
         let inner = self.inner().ok()?;

@@ -42,6 +42,8 @@ pub struct Database {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// For reads on the JavaScript thread: never waits on a lock.
+    direct: Mutex<Option<Connection>>,
 }
 
 /// What opening found.
@@ -68,6 +70,7 @@ impl Database {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            direct: Mutex::new(None),
         };
         // Most opens find the schema current: look first without the write
         // lock, so many workers opening at once do not queue behind it.
@@ -107,10 +110,10 @@ impl Database {
             None => open_connection(&self.path)?,
         };
         let out = (|| {
-            conn.execute_batch("BEGIN DEFERRED")?;
+            conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
             let out = f(&conn);
             // A read transaction has nothing to commit; end it either way.
-            conn.execute_batch("COMMIT")?;
+            conn.prepare_cached("COMMIT")?.execute([])?;
             out
         })();
         if conn.is_autocommit() {
@@ -120,6 +123,28 @@ impl Database {
             }
         }
         out
+    }
+
+    /// Runs one read statement without ever waiting: `None` when another
+    /// thread is using the direct connection or SQLite reports a lock. For
+    /// the JavaScript thread, which must not block.
+    pub fn try_read_now<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Option<Result<T>> {
+        let mut slot = self.direct.try_lock().ok()?;
+        if slot.is_none() {
+            let conn = match open_connection(&self.path) {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Err(e) = conn.busy_timeout(Duration::ZERO) {
+                return Some(Err(e.into()));
+            }
+            *slot = Some(conn);
+        }
+        let conn = slot.as_ref()?;
+        match f(conn) {
+            Err(e) if is_busy(&e) => None,
+            other => Some(other),
+        }
     }
 
     pub fn generation(&self) -> Result<Generation> {

@@ -175,36 +175,50 @@ pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A pattern borrowed from SQLite's buffers for the current row.
+fn pattern_ref<'r>(r: &'r Row<'_>) -> Result<PatternRef<'r>> {
+    let text = |i: usize| -> Result<&str> { r.get_ref(i)?.as_str().map_err(|e| conversion(i, e)) };
+    let blob = r.get_ref(5)?.as_blob().map_err(|e| conversion(5, e))?;
+    Ok(PatternRef {
+        id: text(0)?,
+        pattern_type: text(1)?,
+        domain: text(2)?,
+        framework: text(3)?,
+        content: text(4)?,
+        embedding: EmbeddingRef::Le(blob),
+        coverage: r.get(6)?,
+        flakiness_score: r.get(7)?,
+        verdict: Verdict::parse(text(8)?).unwrap_or_default(),
+        created_at: r.get(9)?,
+        last_used: r.get(10)?,
+        usage_count: r.get(11)?,
+        success_count: r.get(12)?,
+        metadata_json: match r.get_ref(13)? {
+            rusqlite::types::ValueRef::Null => None,
+            v => Some(v.as_str().map_err(|e| conversion(13, e))?),
+        },
+    })
+}
+
 /// Every pattern in id order, borrowed from SQLite's row buffers and handed
 /// to `each` one at a time (a cache build: no copy of any row is made).
 pub fn for_each_pattern_ref(conn: &Connection, mut each: impl FnMut(&PatternRef<'_>) -> Result<()>) -> Result<()> {
     let mut stmt = conn.prepare(&format!("SELECT {PATTERN_COLUMNS} FROM patterns ORDER BY id"))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let text = |i: usize| -> Result<&str> { r.get_ref(i)?.as_str().map_err(|e| conversion(i, e)) };
-        let blob = r.get_ref(5)?.as_blob().map_err(|e| conversion(5, e))?;
-        let verdict = Verdict::parse(text(8)?).unwrap_or_default();
-        each(&PatternRef {
-            id: text(0)?,
-            pattern_type: text(1)?,
-            domain: text(2)?,
-            framework: text(3)?,
-            content: text(4)?,
-            embedding: EmbeddingRef::Le(blob),
-            coverage: r.get(6)?,
-            flakiness_score: r.get(7)?,
-            verdict,
-            created_at: r.get(9)?,
-            last_used: r.get(10)?,
-            usage_count: r.get(11)?,
-            success_count: r.get(12)?,
-            metadata_json: match r.get_ref(13)? {
-                rusqlite::types::ValueRef::Null => None,
-                v => Some(v.as_str().map_err(|e| conversion(13, e))?),
-            },
-        })?;
+        each(&pattern_ref(r)?)?;
     }
     Ok(())
+}
+
+/// The pattern with this id, borrowed, handed to `f` (`None`: absent).
+pub fn with_pattern_ref<T>(conn: &Connection, id: &str, f: impl FnOnce(Option<&PatternRef<'_>>) -> T) -> Result<T> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {PATTERN_COLUMNS} FROM patterns WHERE id = ?1"))?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => Ok(f(Some(&pattern_ref(r)?))),
+        None => Ok(f(None)),
+    }
 }
 
 fn conversion(column: usize, e: rusqlite::types::FromSqlError) -> Error {

@@ -173,16 +173,28 @@ impl CacheView {
         &ids[e.id_off as usize..(e.id_off + e.id_len) as usize]
     }
 
-    /// The id of a record (validated UTF-8 at open).
-    pub fn id_at(&self, ordinal: u32) -> &str {
-        std::str::from_utf8(self.id_bytes(&self.entry(ordinal))).unwrap_or_default()
+    /// The id bytes of a record, read straight from its directory entry.
+    fn raw_id(&self, ordinal: u32) -> &[u8] {
+        let bytes = self.backing.bytes();
+        let dir = self.header.section(SectionId::Directory).offset as usize + ordinal as usize * DIR_ENTRY_LEN;
+        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+        let (off, len) = (u32_at(dir + 12), u32_at(dir + 16));
+        let ids = self.header.section(SectionId::Ids).offset as usize;
+        // In range: `check_directory` tiled the ids section with these at open.
+        &bytes[ids + off..ids + off + len]
     }
 
+    /// The id of a record (validated UTF-8 at open).
+    pub fn id_at(&self, ordinal: u32) -> &str {
+        std::str::from_utf8(self.raw_id(ordinal)).unwrap_or_default()
+    }
+
+    /// Binary search over the ids (byte order, as `str` orders).
     pub fn find(&self, id: &str) -> Option<u32> {
         let (mut lo, mut hi) = (0u32, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.id_at(mid).cmp(id) {
+            match self.raw_id(mid).cmp(id.as_bytes()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Some(mid),

@@ -29,21 +29,34 @@ impl TypeName for RawJs {
     }
 }
 
-/// What a pattern build needs: the env, the factory, and `undefined`.
+/// index.js's two factories: one pattern from its fields, and many
+/// patterns (13 fields each) appended to an array, embeddings in one buffer.
+pub struct Factories {
+    pub one: FunctionRef<(), Unknown<'static>>,
+    pub many: FunctionRef<(), Unknown<'static>>,
+}
+
+/// Patterns per call of the batch factory (arguments stay well under V8's limits).
+const BATCH: usize = 256;
+/// Fields per pattern in a batch call: all but the embedding.
+const BATCH_FIELDS: usize = 13;
+
+/// What a pattern build needs: the env, the factories, and `undefined`.
 pub struct Builder {
     env: sys::napi_env,
-    factory: sys::napi_value,
+    one: sys::napi_value,
+    many: sys::napi_value,
     undefined: sys::napi_value,
 }
 
 impl Builder {
-    pub fn new(env: &Env, factory: &FunctionRef<(), Unknown<'static>>) -> Result<Builder> {
-        let f = factory.borrow_back(env)?;
+    pub fn new(env: &Env, factories: &Factories) -> Result<Builder> {
         let mut undefined = ptr::null_mut();
         check_status!(unsafe { sys::napi_get_undefined(env.raw(), &mut undefined) })?;
         Ok(Builder {
             env: env.raw(),
-            factory: f.raw(),
+            one: factories.one.borrow_back(env)?.raw(),
+            many: factories.many.borrow_back(env)?.raw(),
             undefined,
         })
     }
@@ -74,34 +87,80 @@ impl Builder {
             let out = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), bytes) };
             p.embedding.write_le(out);
         }
-        let args = [
-            self.string(p.id)?,
-            self.string(p.pattern_type)?,
-            self.string(p.domain)?,
-            self.string(p.framework)?,
-            self.string(p.content)?,
-            buffer,
-            self.opt(p.coverage, |x| self.number(x))?,
-            self.opt(p.flakiness_score, |x| self.number(x))?,
-            self.string(p.verdict.as_str())?,
-            self.number(p.created_at as f64)?,
-            self.opt(p.last_used, |x| self.number(x as f64))?,
-            self.number(p.usage_count as f64)?,
-            self.number(p.success_count as f64)?,
-            self.opt(p.metadata_json, |s| self.string(s))?,
-        ];
+        let mut args = Vec::with_capacity(BATCH_FIELDS + 1);
+        args.push(buffer);
+        self.push_fields(p, &mut args, &mut Names::default())?;
+        self.call(self.one, &args)
+    }
+
+    fn call(&self, f: sys::napi_value, args: &[sys::napi_value]) -> Result<sys::napi_value> {
         let mut result = ptr::null_mut();
         check_status!(unsafe {
-            sys::napi_call_function(
-                self.env,
-                self.undefined,
-                self.factory,
-                args.len(),
-                args.as_ptr(),
-                &mut result,
-            )
+            sys::napi_call_function(self.env, self.undefined, f, args.len(), args.as_ptr(), &mut result)
         })?;
         Ok(result)
+    }
+
+    /// The 13 fields other than the embedding, in the factories' order.
+    fn push_fields<'a>(
+        &self,
+        p: &PatternRef<'a>,
+        args: &mut Vec<sys::napi_value>,
+        names: &mut Names<'a>,
+    ) -> Result<()> {
+        args.push(self.string(p.id)?);
+        args.push(names.get(self, p.pattern_type)?);
+        args.push(names.get(self, p.domain)?);
+        args.push(names.get(self, p.framework)?);
+        args.push(self.string(p.content)?);
+        args.push(self.opt(p.coverage, |x| self.number(x))?);
+        args.push(self.opt(p.flakiness_score, |x| self.number(x))?);
+        args.push(names.get(self, p.verdict.as_str())?);
+        args.push(self.number(p.created_at as f64)?);
+        args.push(self.opt(p.last_used, |x| self.number(x as f64))?);
+        args.push(self.number(p.usage_count as f64)?);
+        args.push(self.number(p.success_count as f64)?);
+        args.push(self.opt(p.metadata_json, |s| self.string(s))?);
+        Ok(())
+    }
+
+    /// Many patterns as one JS array: one factory call per `BATCH`, each
+    /// with one buffer holding all of its embeddings.
+    pub fn patterns(&self, ps: &[PatternRef<'_>]) -> Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check_status!(unsafe { sys::napi_create_array(self.env, &mut out) })?;
+        let mut names = Names::default();
+        for chunk in ps.chunks(BATCH) {
+            let dim = chunk[0].embedding.len();
+            if chunk.iter().any(|p| p.embedding.len() != dim) {
+                // Never in practice (one dimension per database), but exact anyway.
+                for p in chunk {
+                    let v = self.pattern(p)?;
+                    let mut len = 0u32;
+                    check_status!(unsafe { sys::napi_get_array_length(self.env, out, &mut len) })?;
+                    check_status!(unsafe { sys::napi_set_element(self.env, out, len, v) })?;
+                }
+                continue;
+            }
+            let bytes = chunk.len() * dim * 4;
+            let mut data = ptr::null_mut();
+            let mut buffer = ptr::null_mut();
+            check_status!(unsafe { sys::napi_create_arraybuffer(self.env, bytes, &mut data, &mut buffer) })?;
+            if bytes > 0 {
+                // SAFETY: V8 just allocated `bytes` writable bytes at `data` for this buffer.
+                let all = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), bytes) };
+                for (p, out) in chunk.iter().zip(all.chunks_exact_mut(dim * 4)) {
+                    p.embedding.write_le(out);
+                }
+            }
+            let mut args = Vec::with_capacity(3 + chunk.len() * BATCH_FIELDS);
+            args.extend([out, buffer, self.number(dim as f64)?]);
+            for p in chunk {
+                self.push_fields(p, &mut args, &mut names)?;
+            }
+            self.call(self.many, &args)?;
+        }
+        Ok(out)
     }
 
     pub fn array(&self, items: impl ExactSizeIterator<Item = Result<sys::napi_value>>) -> Result<sys::napi_value> {
@@ -124,5 +183,27 @@ impl Builder {
             Some(p) => self.pattern(p),
             None => self.null(),
         }
+    }
+}
+
+/// JS strings already made for the short names that repeat across a result
+/// (type, domain, framework, verdict), so each is made once per result.
+#[derive(Default)]
+struct Names<'a> {
+    made: Vec<(&'a str, sys::napi_value)>,
+}
+
+impl<'a> Names<'a> {
+    const MAX: usize = 32;
+
+    fn get(&mut self, b: &Builder, name: &'a str) -> Result<sys::napi_value> {
+        if let Some((_, v)) = self.made.iter().find(|(n, _)| *n == name) {
+            return Ok(*v);
+        }
+        let v = b.string(name)?;
+        if self.made.len() < Self::MAX {
+            self.made.push((name, v));
+        }
+        Ok(v)
     }
 }

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error as CoreError;
 use crate::loader::{EventSink, PatternCache};
 use crate::model::{IndexKind, Trigger};
-use build::{Builder, RawJs};
+use build::{Builder, Factories, RawJs};
 use convert::*;
 
 /// A JS `Error` whose `code` is the core error's stable code. Returned as
@@ -102,10 +102,11 @@ fn same<T>(_: &Env, v: T) -> napi::Result<T> {
     Ok(v)
 }
 
-type Factory = Arc<FunctionRef<(), Unknown<'static>>>;
+type Factory = Arc<Factories>;
 
 fn build_patterns(b: &Builder, ps: &[crate::Pattern]) -> napi::Result<napi::sys::napi_value> {
-    b.array(ps.iter().map(|p| b.pattern(&p.as_ref())))
+    let refs: Vec<_> = ps.iter().map(|p| p.as_ref()).collect();
+    b.patterns(&refs)
 }
 
 #[napi]
@@ -120,10 +121,14 @@ pub struct NativePatternCache {
 #[napi(ts_return_type = "Promise<NativePatternCache>")]
 pub fn open(
     make_pattern: Function<(), Unknown<'static>>,
+    make_patterns: Function<(), Unknown<'static>>,
     config: Option<JsOpenConfig>,
     on_event: Option<Function<JsCacheEvent, ()>>,
 ) -> napi::Result<AsyncTask<Job<PatternCache, NativePatternCache>>> {
-    let factory: Factory = Arc::new(make_pattern.create_ref()?);
+    let factory: Factory = Arc::new(Factories {
+        one: make_pattern.create_ref()?,
+        many: make_patterns.create_ref()?,
+    });
     let input = config.map(JsOpenConfig::into_core).unwrap_or_default();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let sink: Option<EventSink> = match on_event {
@@ -198,7 +203,23 @@ impl NativePatternCache {
         if let Err(e) = crate::validate::id_argument(&id) {
             return Err(js_error(&env, &e));
         }
-        self.fast(&env, |b, t| Ok(b.maybe_pattern(t.get_ref(&id)?.as_ref())))
+        let answer = self.fast(&env, |b, t| Ok(b.maybe_pattern(t.get_ref(&id)?.as_ref())))?;
+        if let Either::B(()) = answer {
+            // Cache disabled: a point read of SQLite here costs less than the thread hop.
+            let b = Builder::new(&env, &self.factory)?;
+            let direct = guarded(|| {
+                Ok(self
+                    .core
+                    .try_sqlite_now(|c| crate::db::queries::with_pattern_ref(c, &id, |p| b.maybe_pattern(p))))
+            });
+            return match direct {
+                Ok(Some(Ok(Ok(v)))) => Ok(Either::A(RawJs(v))),
+                Ok(Some(Ok(Err(e)))) => Err(e),
+                Ok(None) => Ok(Either::B(())),
+                Ok(Some(Err(e))) | Err(e) => Err(js_error(&env, &e)),
+            };
+        }
+        Ok(answer)
     }
 
     /// `query` on the JavaScript thread for small results; `undefined` when
@@ -216,7 +237,7 @@ impl NativePatternCache {
         }
         self.fast(&env, |b, t| {
             let ps = t.query_refs(&filter)?;
-            Ok(b.array(ps.iter().map(|p| b.pattern(p))))
+            Ok(b.patterns(&ps))
         })
     }
 
