@@ -15,7 +15,7 @@ export declare class NativePatternCache {
    * thread hop: the pattern, `null` when absent, `undefined` when only
    * the full (async) call can answer.
    */
-  tryLoadPattern(id: string): StoredPattern | null | undefined
+  tryLoadPattern(id: unknown): StoredPattern | null | undefined
   /**
    * `query` on the JavaScript thread for small results; `undefined` when
    * only the full (async) call can answer.

@@ -149,6 +149,36 @@ export interface PatternFilter {
   limit?: number
 }
 
+/** The cache file and the database as they are on disk now. */
+export interface CacheInspection {
+  dbPath: string
+  cachePath: string
+  /** The database's change counter and pattern count. */
+  dbGeneration: number
+  dbPatternCount: number
+  /** The configured maxAge, ms. */
+  maxAge: number
+  fileState: 'valid' | 'missing' | 'invalid'
+  /** Why the file is invalid ('[CODE] message'). */
+  fileProblem?: string
+  fileSize?: number
+  /** Format version of the file, semver. */
+  formatVersion?: string
+  /** The package version that wrote the file. */
+  producer?: string
+  /** The database generation the file was built from: current when equal to dbGeneration. */
+  fileGeneration?: number
+  /** False when the file was built from another database. */
+  sameDatabase?: boolean
+  filePatternCount?: number
+  fileConfigCount?: number
+  embeddingDim?: number
+  /** Unix ms the file was written (its mtime). */
+  writtenAt?: number
+  /** Unix ms of the last database change the file holds. */
+  contentChangedAt?: number
+}
+
 /** A stable error code (README, "Error codes"). */
 export type ErrorCode =
   | 'INVALID_PATTERN'
@@ -221,6 +251,11 @@ export declare class PatternCache {
   rebuildCache(): Promise<CacheBuildResult>
   /** @throws CLOSED */
   getMetrics(): CacheMetrics
+
+  /** The cache file and database as they are on disk now (what the CLI's `status` prints). */
+  inspect(): Promise<CacheInspection>
+  /** Reads and checks every record of the cache file on disk; resolves with its pattern count, rejects with CACHE_CORRUPT, CACHE_INCOMPATIBLE or IO_ERROR. */
+  verify(): Promise<number>
 
   /** Idempotent. After it resolves, nothing of this instance keeps the process alive; every other call rejects with CLOSED. */
   shutdown(): Promise<void>

@@ -319,6 +319,16 @@ class PatternCache {
     return this.#native.getMetrics()
   }
 
+  /** The cache file and database as they are on disk now (the CLI's `status`). */
+  inspect() {
+    return this.#native.inspect()
+  }
+
+  /** Checks every record of the cache file on disk; resolves with its pattern count. */
+  verify() {
+    return this.#native.verify()
+  }
+
   shutdown() {
     return this.#native.shutdown()
   }

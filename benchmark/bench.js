@@ -20,6 +20,7 @@ const { machine, versions } = require('./lib/machine')
 const { evaluate } = require('./lib/targets')
 const { consoleReport, writeMarkdown, fmtTime } = require('./lib/report')
 const { SELECT_ONE, rowToPattern } = require('./lib/rows')
+const load = require('./lib/load')
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const SIZES = QUICK ? [10000] : [10000, 100000]
@@ -67,6 +68,7 @@ const results = {
   memory: [],
   rebuild: [],
   idleStall: { stallMs: NaN },
+  load: [],
   notes: [],
   descriptions: DESCRIPTIONS,
 }
@@ -87,6 +89,33 @@ async function attempt(what, fn) {
     results.notes.push(message)
     console.error(`  ! ${message}`)
     if (process.env.BENCH_DEBUG) console.error(e)
+  }
+}
+
+/** Waits (at most a minute) until other processes use less than a fifth of a core. */
+async function waitForQuiet() {
+  const started = Date.now()
+  let said = false
+  for (;;) {
+    const before = load.snapshot()
+    await sleep(1000)
+    const used = load.between(before, load.snapshot())
+    if (!used || used.otherCores < 0.2) return
+    if (Date.now() - started > 60000) return log('  ! still busy after a minute: measuring anyway')
+    if (!said) log(`  (other processes use ${used.otherCores.toFixed(2)} cores: waiting up to a minute for them)`)
+    said = true
+  }
+}
+
+/** Runs one measure group, recording how much CPU other processes took meanwhile. */
+async function group(name, fn) {
+  await waitForQuiet()
+  const before = load.snapshot()
+  await fn()
+  const used = load.between(before, load.snapshot())
+  if (used) {
+    results.load.push({ group: name, ...used })
+    if (used.otherCores > 0.1) log(`  ! other processes used ${used.otherCores.toFixed(2)} cores on average during ${name}`)
   }
 }
 
@@ -306,18 +335,27 @@ async function main() {
   const largest = datasets[datasets.length - 1]
 
   for (const ds of datasets) {
-    log(`\npreparing contenders' files for ${ds.count.toLocaleString('en-US')} patterns`)
+    const n = ds.count.toLocaleString('en-US')
+    log(`\npreparing contenders' files for ${n} patterns`)
     await prepare(ds, Object.keys(CONTENDERS))
-    await measureOpen(ds)
-    await measureReads(ds)
+    await group(`${MEASURE.open}, ${n}`, () => measureOpen(ds))
+    await group(`reads, ${n}`, () => measureReads(ds))
   }
-  await measureMemory(largest)
-  await measureRebuild(largest)
+  const n = largest.count.toLocaleString('en-US')
+  await group(`memory, ${n}`, () => measureMemory(largest))
+  await group(`rebuild, ${n}`, () => measureRebuild(largest))
   await prepare(coldData, COLD)
-  await measureColdStart(coldData)
+  await group(MEASURE.cold, () => measureColdStart(coldData))
 
   results.finishedAt = new Date().toISOString()
   results.durationMs = performance.now() - started
+  const busy = results.load.filter((l) => l.otherCores > 0.1)
+  if (busy.length) {
+    results.notes.push(
+      `other processes competed for the ${require('node:os').availableParallelism()} cores during ${busy.map((l) => `${l.group} (${l.otherCores.toFixed(2)} cores on average)`).join(', ')}: ` +
+        'times measured then are pessimistic, and event-loop stalls may be the scheduler\'s rather than the contender\'s',
+    )
+  }
   if (results.idleStall.stallMs > 5) results.notes.push(`the idle event loop itself stalled ${results.idleStall.stallMs.toFixed(1)} ms once (timer jitter of this machine)`)
   const targets = evaluate(results)
   const context = { machine: machine(), versions: versions(), config: CONFIG }

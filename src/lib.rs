@@ -55,5 +55,5 @@ mod napi;
 
 pub use config::{Config, ConfigInput};
 pub use error::{Error, Result};
-pub use loader::{EventSink, MetricsReport, PatternCache, Tier};
+pub use loader::{EventSink, FileInfo, FileState, Inspection, MetricsReport, PatternCache, Tier};
 pub use model::*;

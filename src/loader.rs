@@ -339,6 +339,78 @@ impl PatternCache {
     pub fn cache_path(&self) -> Result<std::path::PathBuf> {
         Ok(self.inner()?.paths.file.clone())
     }
+
+    /// What the tiers look like now, read fresh from disk and database (the
+    /// CLI's `status`).
+    pub fn inspect(&self) -> Result<Inspection> {
+        let inner = self.inner()?;
+        let g = inner.db.generation()?;
+        let file = match cache_file::open_view(&inner.paths.file) {
+            Ok((view, identity)) => FileState::Valid(Box::new(FileInfo {
+                size: view.file_size(),
+                format: view.header().version.to_string(),
+                producer: view.header().producer.clone(),
+                generation: view.header().generation,
+                same_database: view.header().source_id == g.source_id,
+                pattern_count: view.header().pattern_count,
+                config_count: view.header().config_count,
+                embedding_dim: view.header().embedding_dim,
+                written_at_ms: identity.modified_ms,
+                content_changed_at_ms: view.header().created_at_ms,
+            })),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => FileState::Missing,
+            Err(e) => FileState::Invalid(format!("[{}] {e}", e.code())),
+        };
+        Ok(Inspection {
+            db_path: inner.config.db_path.display().to_string(),
+            cache_path: inner.paths.file.display().to_string(),
+            db_generation: g.generation,
+            db_pattern_count: g.pattern_count,
+            file,
+            max_age_ms: inner.config.max_age.as_millis() as u64,
+        })
+    }
+
+    /// Checks every byte of the cache file on disk: header, sections, and the
+    /// hash and decoding of every record (the CLI's `verify`).
+    pub fn verify_file(&self) -> Result<u64> {
+        let inner = self.inner()?;
+        let (view, _) = cache_file::open_view(&inner.paths.file)?;
+        view.verify_all()?;
+        Ok(u64::from(view.len()))
+    }
+}
+
+/// The cache file as `inspect` found it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileState {
+    Missing,
+    Invalid(String),
+    Valid(Box<FileInfo>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInfo {
+    pub size: u64,
+    pub format: String,
+    pub producer: String,
+    pub generation: u64,
+    pub same_database: bool,
+    pub pattern_count: u64,
+    pub config_count: u64,
+    pub embedding_dim: u32,
+    pub written_at_ms: i64,
+    pub content_changed_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    pub db_path: String,
+    pub cache_path: String,
+    pub db_generation: u64,
+    pub db_pattern_count: u64,
+    pub file: FileState,
+    pub max_age_ms: u64,
 }
 
 impl Drop for PatternCache {

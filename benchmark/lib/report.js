@@ -124,6 +124,12 @@ While each rebuild runs, a 1 ms \`setInterval\` records the longest gap between 
 
 ${rebuildTable(results, titles)}
 
+## Machine load
+
+CPU time other processes used while each group of measures ran (the machine's busy time minus this benchmark's own, children included).
+
+${table(['measures', 'wall time', 'other processes\' CPU', 'average cores'], results.load.map((l) => [l.group, `${l.seconds.toFixed(1)} s`, `${l.otherCpuSeconds.toFixed(1)} s`, l.otherCores.toFixed(2)]))}
+
 ## Method
 
 - Data: ${results.sizes.map(fmtN).join(' and ')} synthetic patterns (and 1,000 for the fresh-process measure) from a seeded generator (benchmark/lib/dataset.js):

@@ -43,6 +43,45 @@ pub struct CacheView {
     configs: HashMap<String, AgentConfig>,
     /// One bit per record: its hash has been checked.
     verified: Vec<AtomicU64>,
+    /// Id -> ordinal, built at open: a lookup touches a few cache lines
+    /// instead of the ~17 a binary search over a large file does.
+    by_id: IdTable,
+}
+
+/// An open-addressing hash table of ordinals keyed by id bytes (which stay
+/// in the file: a slot holds only the ordinal).
+#[derive(Default)]
+struct IdTable {
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+fn hash_id(id: &[u8]) -> usize {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(id);
+    h.finish() as usize
+}
+
+impl IdTable {
+    fn with_capacity(n: u32) -> IdTable {
+        let size = (n as usize * 2).next_power_of_two().max(8);
+        IdTable {
+            slots: vec![EMPTY; size],
+            mask: size - 1,
+        }
+    }
+
+    /// Ids are unique (checked strictly ascending before insertion).
+    fn insert(&mut self, id: &[u8], ordinal: u32) {
+        let mut at = hash_id(id) & self.mask;
+        while self.slots[at] != EMPTY {
+            at = (at + 1) & self.mask;
+        }
+        self.slots[at] = ordinal;
+    }
 }
 
 impl std::fmt::Debug for CacheView {
@@ -89,24 +128,27 @@ impl CacheView {
         }
         let configs = config_list.into_iter().map(|c| (c.agent_id.clone(), c)).collect();
         let words = count.div_ceil(64) as usize;
-        let view = CacheView {
+        let mut view = CacheView {
             backing,
             header,
             indexes,
             configs,
             verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            by_id: IdTable::default(),
         };
-        view.check_directory()?;
+        view.by_id = view.check_directory()?;
         Ok(view)
     }
 
     /// Records and ids must tile their sections exactly, in order, and ids
     /// must be UTF-8 in strictly ascending byte order (binary search needs it).
-    fn check_directory(&self) -> Result<()> {
+    /// Also builds the id table.
+    fn check_directory(&self) -> Result<IdTable> {
         let records_len = self.header.section(SectionId::Records).len;
         let ids_len = self.header.section(SectionId::Ids).len;
         let (mut rec_end, mut id_end) = (0u64, 0u64);
         let mut prev: Option<&str> = None;
+        let mut table = IdTable::with_capacity(self.len());
         for ordinal in 0..self.len() {
             let e = self.entry(ordinal);
             if e.rec_off != rec_end || e.id_off != id_end || e.rec_len == 0 || e.id_len == 0 {
@@ -127,13 +169,14 @@ impl CacheView {
                 return Err(Error::CacheCorrupt(format!("ids not ascending at {ordinal}")));
             }
             prev = Some(id);
+            table.insert(id.as_bytes(), ordinal);
         }
         if rec_end != records_len || id_end != ids_len {
             return Err(Error::CacheCorrupt(
                 "directory does not cover the records and ids sections".into(),
             ));
         }
-        Ok(())
+        Ok(table)
     }
 
     pub fn header(&self) -> &Header {
@@ -189,18 +232,20 @@ impl CacheView {
         std::str::from_utf8(self.raw_id(ordinal)).unwrap_or_default()
     }
 
-    /// Binary search over the ids (byte order, as `str` orders).
+    /// The ordinal of the record with this id.
     pub fn find(&self, id: &str) -> Option<u32> {
-        let (mut lo, mut hi) = (0u32, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.raw_id(mid).cmp(id.as_bytes()) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
+        let t = &self.by_id;
+        let mut at = hash_id(id.as_bytes()) & t.mask;
+        loop {
+            let ordinal = *t.slots.get(at)?;
+            if ordinal == EMPTY {
+                return None;
             }
+            if self.raw_id(ordinal) == id.as_bytes() {
+                return Some(ordinal);
+            }
+            at = (at + 1) & t.mask;
         }
-        None
     }
 
     /// Decodes one record after checking its hash (once per view).

@@ -87,9 +87,10 @@ impl Builder {
             let out = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), bytes) };
             p.embedding.write_le(out);
         }
-        let mut args = Vec::with_capacity(BATCH_FIELDS + 1);
-        args.push(buffer);
-        self.push_fields(p, &mut args, &mut Names::default())?;
+        let f = self.fields(p, &mut Names::default())?;
+        let args = [
+            buffer, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12],
+        ];
         self.call(self.one, &args)
     }
 
@@ -102,26 +103,22 @@ impl Builder {
     }
 
     /// The 13 fields other than the embedding, in the factories' order.
-    fn push_fields<'a>(
-        &self,
-        p: &PatternRef<'a>,
-        args: &mut Vec<sys::napi_value>,
-        names: &mut Names<'a>,
-    ) -> Result<()> {
-        args.push(self.string(p.id)?);
-        args.push(names.get(self, p.pattern_type)?);
-        args.push(names.get(self, p.domain)?);
-        args.push(names.get(self, p.framework)?);
-        args.push(self.string(p.content)?);
-        args.push(self.opt(p.coverage, |x| self.number(x))?);
-        args.push(self.opt(p.flakiness_score, |x| self.number(x))?);
-        args.push(names.get(self, p.verdict.as_str())?);
-        args.push(self.number(p.created_at as f64)?);
-        args.push(self.opt(p.last_used, |x| self.number(x as f64))?);
-        args.push(self.number(p.usage_count as f64)?);
-        args.push(self.number(p.success_count as f64)?);
-        args.push(self.opt(p.metadata_json, |s| self.string(s))?);
-        Ok(())
+    fn fields<'a>(&self, p: &PatternRef<'a>, names: &mut Names<'a>) -> Result<[sys::napi_value; BATCH_FIELDS]> {
+        Ok([
+            self.string(p.id)?,
+            names.get(self, p.pattern_type)?,
+            names.get(self, p.domain)?,
+            names.get(self, p.framework)?,
+            self.string(p.content)?,
+            self.opt(p.coverage, |x| self.number(x))?,
+            self.opt(p.flakiness_score, |x| self.number(x))?,
+            names.get(self, p.verdict.as_str())?,
+            self.number(p.created_at as f64)?,
+            self.opt(p.last_used, |x| self.number(x as f64))?,
+            self.number(p.usage_count as f64)?,
+            self.number(p.success_count as f64)?,
+            self.opt(p.metadata_json, |s| self.string(s))?,
+        ])
     }
 
     /// Many patterns as one JS array: one factory call per `BATCH`, each
@@ -156,7 +153,7 @@ impl Builder {
             let mut args = Vec::with_capacity(3 + chunk.len() * BATCH_FIELDS);
             args.extend([out, buffer, self.number(dim as f64)?]);
             for p in chunk {
-                self.push_fields(p, &mut args, &mut names)?;
+                args.extend(self.fields(p, &mut names)?);
             }
             self.call(self.many, &args)?;
         }
@@ -188,21 +185,30 @@ impl Builder {
 
 /// JS strings already made for the short names that repeat across a result
 /// (type, domain, framework, verdict), so each is made once per result.
-#[derive(Default)]
+/// Fixed size, on the stack: the hot path makes no heap allocation.
 struct Names<'a> {
-    made: Vec<(&'a str, sys::napi_value)>,
+    made: [(&'a str, sys::napi_value); 16],
+    len: usize,
+}
+
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Names {
+            made: [("", ptr::null_mut()); 16],
+            len: 0,
+        }
+    }
 }
 
 impl<'a> Names<'a> {
-    const MAX: usize = 32;
-
     fn get(&mut self, b: &Builder, name: &'a str) -> Result<sys::napi_value> {
-        if let Some((_, v)) = self.made.iter().find(|(n, _)| *n == name) {
+        if let Some((_, v)) = self.made[..self.len].iter().find(|(n, _)| *n == name) {
             return Ok(*v);
         }
         let v = b.string(name)?;
-        if self.made.len() < Self::MAX {
-            self.made.push((name, v));
+        if self.len < self.made.len() {
+            self.made[self.len] = (name, v);
+            self.len += 1;
         }
         Ok(v)
     }

@@ -260,3 +260,72 @@ impl From<CacheEvent> for JsCacheEvent {
         js
     }
 }
+
+/// `inspect()`: the cache file and database as they are on disk now.
+#[napi(object)]
+pub struct JsInspection {
+    pub db_path: String,
+    pub cache_path: String,
+    pub db_generation: f64,
+    pub db_pattern_count: f64,
+    pub max_age: f64,
+    /// "valid", "missing" or "invalid".
+    pub file_state: String,
+    pub file_problem: Option<String>,
+    pub file_size: Option<f64>,
+    pub format_version: Option<String>,
+    pub producer: Option<String>,
+    pub file_generation: Option<f64>,
+    pub same_database: Option<bool>,
+    pub file_pattern_count: Option<f64>,
+    pub file_config_count: Option<f64>,
+    pub embedding_dim: Option<f64>,
+    pub written_at: Option<f64>,
+    pub content_changed_at: Option<f64>,
+}
+
+impl From<crate::loader::Inspection> for JsInspection {
+    fn from(i: crate::loader::Inspection) -> Self {
+        use crate::loader::FileState;
+        let mut js = JsInspection {
+            db_path: i.db_path,
+            cache_path: i.cache_path,
+            db_generation: i.db_generation as f64,
+            db_pattern_count: i.db_pattern_count as f64,
+            max_age: i.max_age_ms as f64,
+            file_state: String::new(),
+            file_problem: None,
+            file_size: None,
+            format_version: None,
+            producer: None,
+            file_generation: None,
+            same_database: None,
+            file_pattern_count: None,
+            file_config_count: None,
+            embedding_dim: None,
+            written_at: None,
+            content_changed_at: None,
+        };
+        match i.file {
+            FileState::Missing => js.file_state = "missing".into(),
+            FileState::Invalid(why) => {
+                js.file_state = "invalid".into();
+                js.file_problem = Some(why);
+            }
+            FileState::Valid(f) => {
+                js.file_state = "valid".into();
+                js.file_size = Some(f.size as f64);
+                js.format_version = Some(f.format);
+                js.producer = Some(f.producer);
+                js.file_generation = Some(f.generation as f64);
+                js.same_database = Some(f.same_database);
+                js.file_pattern_count = Some(f.pattern_count as f64);
+                js.file_config_count = Some(f.config_count as f64);
+                js.embedding_dim = Some(f64::from(f.embedding_dim));
+                js.written_at = Some(f.written_at_ms as f64);
+                js.content_changed_at = Some(f.content_changed_at_ms as f64);
+            }
+        }
+        js
+    }
+}

@@ -199,18 +199,25 @@ impl NativePatternCache {
     /// thread hop: the pattern, `null` when absent, `undefined` when only
     /// the full (async) call can answer.
     #[napi(ts_return_type = "StoredPattern | null | undefined")]
-    pub fn try_load_pattern(&self, env: Env, id: String) -> napi::Result<Either<RawJs, ()>> {
-        if let Err(e) = crate::validate::id_argument(&id) {
+    pub fn try_load_pattern(&self, env: Env, id: Unknown<'_>) -> napi::Result<Either<RawJs, ()>> {
+        // The id is read into a stack buffer: no allocation on the hit path.
+        let mut buf = [0u8; crate::validate::MAX_ID_BYTES + 4];
+        let mut len = 0usize;
+        check_status!(unsafe {
+            napi::sys::napi_get_value_string_utf8(env.raw(), id.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
+        })?;
+        let id = std::str::from_utf8(&buf[..len]).unwrap_or_default();
+        if let Err(e) = crate::validate::id_argument(id) {
             return Err(js_error(&env, &e));
         }
-        let answer = self.fast(&env, |b, t| Ok(b.maybe_pattern(t.get_ref(&id)?.as_ref())))?;
+        let answer = self.fast(&env, |b, t| Ok(b.maybe_pattern(t.get_ref(id)?.as_ref())))?;
         if let Either::B(()) = answer {
             // Cache disabled: a point read of SQLite here costs less than the thread hop.
             let b = Builder::new(&env, &self.factory)?;
             let direct = guarded(|| {
                 Ok(self
                     .core
-                    .try_sqlite_now(|c| crate::db::queries::with_pattern_ref(c, &id, |p| b.maybe_pattern(p))))
+                    .try_sqlite_now(|c| crate::db::queries::with_pattern_ref(c, id, |p| b.maybe_pattern(p))))
             });
             return match direct {
                 Ok(Some(Ok(Ok(v)))) => Ok(Either::A(RawJs(v))),
@@ -340,6 +347,19 @@ impl NativePatternCache {
             },
             unit,
         )
+    }
+
+    #[napi(ts_return_type = "Promise<JsInspection>")]
+    pub fn inspect(&self) -> AsyncTask<Job<crate::loader::Inspection, JsInspection>> {
+        self.run(|c| c.inspect(), |_, i| Ok(JsInspection::from(i)))
+    }
+
+    /// Verifies every record of the cache file on disk; resolves with the
+    /// number of patterns it holds, rejects with CACHE_CORRUPT (or another
+    /// code) on the first problem.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn verify(&self) -> AsyncTask<Job<u64, f64>> {
+        self.run(|c| c.verify_file(), |_, n| Ok(n as f64))
     }
 
     #[napi(getter)]
