@@ -34,6 +34,13 @@ export declare class NativePatternCache {
   markStale(trigger: string, requiresRebuild: boolean): void
   getMetrics(): JsCacheMetrics
   shutdown(): Promise<void>
+  inspect(): Promise<JsInspection>
+  /**
+   * Verifies every record of the cache file on disk; resolves with the
+   * number of patterns it holds, rejects with CACHE_CORRUPT (or another
+   * code) on the first problem.
+   */
+  verify(): Promise<number>
   get closed(): boolean
 }
 
@@ -78,6 +85,28 @@ export interface JsCacheMetrics {
   /** "cache" or "sqlite": which tier answers reads now. */
   tier: string
   cacheUnavailableReason?: string
+}
+
+/** `inspect()`: the cache file and database as they are on disk now. */
+export interface JsInspection {
+  dbPath: string
+  cachePath: string
+  dbGeneration: number
+  dbPatternCount: number
+  maxAge: number
+  /** "valid", "missing" or "invalid". */
+  fileState: string
+  fileProblem?: string
+  fileSize?: number
+  formatVersion?: string
+  producer?: string
+  fileGeneration?: number
+  sameDatabase?: boolean
+  filePatternCount?: number
+  fileConfigCount?: number
+  embeddingDim?: number
+  writtenAt?: number
+  contentChangedAt?: number
 }
 
 export interface JsOpenConfig {

@@ -144,3 +144,29 @@ test('the previous file is kept as .bak and no temp file is left', async () => {
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), [])
   await cache.shutdown()
 })
+
+test('inspect() and verify() report the file on disk as it is', async () => {
+  const { dbPath, cachePath } = await setup('inspect')
+  const cache = await PatternCache.open({ dbPath, backgroundRebuild: false })
+  const fresh = await cache.inspect()
+  assert.equal(fresh.fileState, 'valid')
+  assert.equal(fresh.fileGeneration, fresh.dbGeneration)
+  assert.equal(fresh.sameDatabase, true)
+  assert.equal(fresh.filePatternCount, 300)
+  assert.equal(fresh.formatVersion, '1.0.0')
+  assert.equal(await cache.verify(), 300)
+
+  await cache.storePattern({ id: 'new', type: 't', domain: 'd', content: 'c', embedding: new Float32Array(16) })
+  const stale = await cache.inspect()
+  assert.ok(/** @type {number} */ (stale.fileGeneration) < stale.dbGeneration, 'the file is behind the database')
+  assert.equal(stale.dbPatternCount, 301)
+
+  // Damage one record: open-time checks pass, a full verify does not.
+  fs.writeFileSync(cachePath, flip(fs.readFileSync(cachePath), HEADER_LEN + 40))
+  await assert.rejects(cache.verify(), (/** @type {any} */ e) => e.code === 'CACHE_CORRUPT')
+  fs.writeFileSync(cachePath, 'not a cache file')
+  assert.equal((await cache.inspect()).fileState, 'invalid')
+  fs.rmSync(cachePath)
+  assert.equal((await cache.inspect()).fileState, 'missing')
+  await cache.shutdown()
+})

@@ -36,15 +36,7 @@ const CONTENDERS = Object.fromEntries(
   ]),
 )
 const TITLES = { ...Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.title])), 'node -e 0': 'node -e 0 (bare)' }
-const DESCRIPTIONS = {
-  'pattern-cache': '`PatternCache.open({ dbPath, cachePath })`, `await cache.loadPattern(id)`, `loadPatternsByDomain`, `rebuildCache()`: tier 1, the memory-mapped cache file.',
-  'pattern-cache-tier2': 'the same with `enabled: false`: every read from SQLite (tier 2).',
-  reference: 'the TypeScript design this package replaces, in plain JS: a MessagePack document (@msgpack/msgpack) with a SHA-256 header, written from SQLite (better-sqlite3) atomically (temp file, fsync, rename) on the JS thread; open = readFile, SHA-256 check (node:crypto), decode into a Map of records and index objects; a hit converts the record to a pattern with `embedding` as number[].',
-  'js-map': 'the floor: a Map of decoded patterns (embedding Float32Array) already in memory; a hit returns `{ ...p, embedding: new Float32Array(p.embedding) }`.',
-  msgpackr: 'open = readFile + msgpackr `unpack` of the same kind of document (no checksum) into a Map; a hit returns a fresh pattern with its own Float32Array.',
-  'better-sqlite3': 'direct queries on the same SQLite file (`WHERE id = ?`, `WHERE domain = ? ORDER BY id`), rows converted to patterns with Float32Array embeddings.',
-  lmdb: 'lmdb-js, each pattern `put` under its id (values encoded by its default msgpackr), a hit is `get(id)` with the embedding bytes viewed as Float32Array; no domain query.',
-}
+const DESCRIPTIONS = Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.description]))
 
 const OPEN = ['pattern-cache', 'reference', 'msgpackr', 'lmdb', 'better-sqlite3']
 const READ = ['pattern-cache', 'js-map', 'reference', 'msgpackr', 'lmdb', 'better-sqlite3', 'pattern-cache-tier2']
@@ -352,17 +344,19 @@ async function main() {
   const busy = results.load.filter((l) => l.otherCores > 0.1)
   if (busy.length) {
     results.notes.push(
-      `other processes competed for the ${require('node:os').availableParallelism()} cores during ${busy.map((l) => `${l.group} (${l.otherCores.toFixed(2)} cores on average)`).join(', ')}: ` +
+      `other processes (or the kernel) competed for the ${require('node:os').availableParallelism()} cores during ${busy.map((l) => `${l.group} (${l.otherCores.toFixed(2)} cores on average)`).join(', ')}: ` +
         'times measured then are pessimistic, and event-loop stalls may be the scheduler\'s rather than the contender\'s',
     )
   }
   if (results.idleStall.stallMs > 5) results.notes.push(`the idle event loop itself stalled ${results.idleStall.stallMs.toFixed(1)} ms once (timer jitter of this machine)`)
   const targets = evaluate(results)
   const context = { machine: machine(), versions: versions(), config: CONFIG }
-  for (const key of ['pattern-cache commit', 'pattern-cache addon built']) {
-    if (versionsAtStart[key] !== context.versions[key]) {
-      results.notes.push(`${key} changed during the run (${versionsAtStart[key]} -> ${context.versions[key]}): this process kept the addon it loaded at the start; child processes started after the change (memory, fresh process) loaded the new one`)
-    }
+  const built = 'pattern-cache addon built'
+  if (versionsAtStart[built] !== context.versions[built]) {
+    results.notes.push(
+      `the addon was rebuilt during the run (${versionsAtStart[built]}, commit ${versionsAtStart['pattern-cache commit']} -> ${context.versions[built]}, commit ${context.versions['pattern-cache commit']}): ` +
+        'this process kept the addon it loaded at the start; child processes started after the change (memory, fresh process) loaded the new one',
+    )
   }
   log(consoleReport(results, targets, TITLES))
   const out = QUICK ? path.join(__dirname, 'data', 'RESULTS.quick.md') : path.join(__dirname, 'RESULTS.md')

@@ -8,6 +8,8 @@ const { SELECT_ONE, SELECT_DOMAIN, rowToPattern } = require('../lib/rows')
 module.exports = {
   name: 'better-sqlite3',
   title: 'better-sqlite3',
+  description:
+    'direct queries on the same SQLite file (`WHERE id = ?`, `WHERE domain = ? ORDER BY id`), rows converted to patterns with Float32Array embeddings.',
 
   async prepare() {},
 

@@ -11,6 +11,8 @@ const copy = (p) => ({ ...p, embedding: new Float32Array(p.embedding) })
 module.exports = {
   name: 'js-map',
   title: 'JS Map (floor)',
+  description:
+    'the floor: a Map of decoded patterns (embedding Float32Array) already in memory; a hit returns `{ ...p, embedding: new Float32Array(p.embedding) }`.',
 
   async prepare() {},
 

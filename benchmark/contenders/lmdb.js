@@ -15,6 +15,8 @@ const DONE = 'complete'
 module.exports = {
   name: 'lmdb',
   title: 'lmdb',
+  description:
+    'lmdb-js, each pattern `put` under its id (values encoded by its default msgpackr), a hit is `get(id)` with the embedding bytes viewed as Float32Array; no domain query.',
 
   async prepare(ds) {
     const dir = dirOf(ds)

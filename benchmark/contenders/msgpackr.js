@@ -19,6 +19,8 @@ function toPattern(record) {
 module.exports = {
   name: 'msgpackr',
   title: 'msgpackr (+ Map)',
+  description:
+    'open = readFile + msgpackr `unpack` of the same kind of document (no checksum) into a Map; a hit returns a fresh pattern with its own Float32Array.',
 
   async prepare(ds) {
     const db = new Database(ds.dbPath, { readonly: true, fileMustExist: true })

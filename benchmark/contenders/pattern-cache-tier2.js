@@ -6,6 +6,8 @@ const { PatternCache } = require('../..')
 module.exports = {
   name: 'pattern-cache-tier2',
   title: 'pattern-cache (tier 2, enabled: false)',
+  description:
+    'the same with `enabled: false`: every read from SQLite (tier 2).',
 
   async prepare() {},
 

@@ -2,7 +2,7 @@
 // pattern-cache, the package under test: tier 1 (the memory-mapped cache file).
 //
 // Every contender module has the same small interface:
-//   name, title                       how it is shown in the tables
+//   name, title, description          how it is shown in the tables and RESULTS.md
 //   prepare(ds)                       builds its files from ds.dbPath (not timed)
 //   open(ds) -> store                 "open to ready": after it resolves, reads are served
 //   rebuilder(ds) -> { rebuild, close }   optional: rebuilding its cache file from SQLite
@@ -20,6 +20,8 @@ async function openCache(ds, options = {}) {
 module.exports = {
   name: 'pattern-cache',
   title: 'pattern-cache',
+  description:
+    '`PatternCache.open({ dbPath, cachePath })`, `await cache.loadPattern(id)`, `loadPatternsByDomain`, `rebuildCache()`: tier 1, the memory-mapped cache file.',
 
   // Build a fresh cache file (fresh, so no TTL rebuild starts while we measure).
   async prepare(ds) {

@@ -78,6 +78,8 @@ class ReferenceStore {
 module.exports = {
   name: 'reference',
   title: 'reference (TS design)',
+  description:
+    'the TypeScript design this package replaces, in plain JS: a MessagePack document (@msgpack/msgpack) with a SHA-256 header, written from SQLite (better-sqlite3) atomically (temp file, fsync, rename) on the JS thread; open = readFile, SHA-256 check (node:crypto), decode into a Map of records and index objects; a hit converts the record to a pattern with `embedding` as number[].',
   writeCacheFile,
 
   async prepare(ds) {

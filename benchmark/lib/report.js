@@ -126,7 +126,7 @@ ${rebuildTable(results, titles)}
 
 ## Machine load
 
-CPU time other processes used while each group of measures ran (the machine's busy time minus this benchmark's own, children included).
+CPU time that other processes and the kernel used while each group of measures ran: the machine's busy time (user, system, steal; /proc/stat) minus this benchmark's own (its threads and child processes; /proc/self/stat). Before each group the benchmark waits up to a minute for other processes to use less than 0.2 cores.
 
 ${table(['measures', 'wall time', 'other processes\' CPU', 'average cores'], results.load.map((l) => [l.group, `${l.seconds.toFixed(1)} s`, `${l.otherCpuSeconds.toFixed(1)} s`, l.otherCores.toFixed(2)]))}
 
@@ -140,8 +140,8 @@ ${table(['measures', 'wall time', 'other processes\' CPU', 'average cores'], res
 ${Object.entries(results.descriptions).map(([name, d]) => `  - **${titles[name] || name}**: ${d}`).join('\n')}
 - Every call is awaited the same way (\`await store.get(id)\`), whether the contender returns a promise or a value; every result is checked (not null, right count).
   Before measuring, each contender's answers are compared with SQLite's (content, embedding, domain ids in order).
-- Hits read ids round-robin from a seeded random sample of 1,000 ids, each read once before timing (so each contender's caches are warm;
-  pattern-cache's first-read SHA-256 check of a record is then already done).
+- Hits read ids round-robin from a seeded random sample of 1,000 ids, each read once before timing, so every contender's caches are warm
+  (and whatever pattern-cache does on the first read of a record, such as an integrity check, is already done).
 - Open to ready is measured with a warm OS page cache for every contender (files read by ${config.openWarmup} untimed opens first), a full GC before each run, in one process, ${config.openRuns} runs per contender and size.
   For pattern-cache it is \`PatternCache.open()\` until its promise resolves with tier 1 serving; for the reference and msgpackr, reading and decoding the whole file.
 - tinybench: ${config.microTime} ms (+ ${config.microWarmup} ms warm-up) per task, at least 64 samples; one contender open at a time.

@@ -63,6 +63,13 @@ impl Builder {
 
     fn string(&self, s: &str) -> Result<sys::napi_value> {
         let mut v = ptr::null_mut();
+        if s.is_ascii() {
+            // ASCII is Latin-1 too: V8 copies it without decoding UTF-8.
+            check_status!(unsafe {
+                sys::napi_create_string_latin1(self.env, s.as_ptr().cast(), s.len() as isize, &mut v)
+            })?;
+            return Ok(v);
+        }
         check_status!(unsafe { sys::napi_create_string_utf8(self.env, s.as_ptr().cast(), s.len() as isize, &mut v) })?;
         Ok(v)
     }

@@ -1,0 +1,5 @@
+// ESM entry: the same module as index.js (CommonJS), re-exported by name.
+import cjs from './index.js'
+
+export const { PatternCache, PatternCacheError, ERROR_CODES } = cjs
+export default cjs
