@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::db::{queries, Database};
 use crate::error::{Error, Result};
+use crate::faults::{self, Step};
 use crate::format::writer::{CacheMeta, CacheWriter};
 use crate::format::{CacheView, Header};
 
@@ -123,13 +124,17 @@ pub fn open_view(path: &Path) -> Result<(CacheView, FileIdentity)> {
 /// valid file of the database's current generation is already in place.
 /// `cancel` abandons the build (and its temp file) at the next record.
 pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool) -> Result<Built> {
+    let fault = |step: Step, what: &str| faults::hit(step).map_err(|e| Error::io(what.to_owned(), e));
+    fault(Step::CreateDir, "creating the cache directory")?;
     fs::create_dir_all(&paths.dir).map_err(|e| Error::io(format!("creating {}", paths.dir.display()), e))?;
+    fault(Step::OpenLock, "opening the lock file")?;
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&paths.lock)
         .map_err(|e| Error::io(format!("opening {}", paths.lock.display()), e))?;
+    fault(Step::Lock, "locking the cache for a build")?;
     lock.lock().map_err(|e| Error::io("locking the cache for a build", e))?;
     // Dropping `lock` closes it, which releases the flock on every path out.
 
@@ -156,17 +161,24 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
             generation: generation.generation,
             source_id: generation.source_id,
         };
+        fault(Step::CreateTemp, "creating a temp file")?;
         let temp = temp_file(paths)?;
         let mut out = BufWriter::with_capacity(1 << 20, temp);
         let mut writer = CacheWriter::new(&mut out, &meta)?;
         queries::for_each_pattern_ref(conn, |p| match cancel.load(Ordering::Acquire) {
             true => Err(Error::Closed),
-            false => writer.add(p),
+            false => {
+                fault(Step::WriteRecords, "writing a record")?;
+                writer.add(p)
+            }
         })?;
+        fault(Step::WriteSections, "writing the index sections")?;
         let header = writer.finish(&configs)?;
+        fault(Step::Flush, "flushing the cache file")?;
         let temp = out
             .into_inner()
             .map_err(|e| Error::io("flushing the cache file", e.into_error()))?;
+        fault(Step::SyncFile, "syncing the cache file")?;
         temp.as_file()
             .sync_all()
             .map_err(|e| Error::io("syncing the cache file", e))?;
@@ -176,8 +188,10 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
             .map_err(|e| Error::io("sizing the cache file", e))?
             .len();
         keep_backup(paths);
+        fault(Step::Rename, "renaming the cache file into place")?;
         temp.persist(&paths.file)
             .map_err(|e| Error::io(format!("renaming into {}", paths.file.display()), e.error))?;
+        fault(Step::SyncDir, "syncing the cache directory")?;
         sync_dir(&paths.dir)?;
         Ok(Built {
             count_drifted: header.pattern_count != generation.pattern_count,
@@ -217,7 +231,7 @@ fn remove_stale_temps(paths: &CachePaths) {
 /// The file being replaced stays readable as `.bak` (best effort: a backup
 /// that cannot be made never fails a build).
 fn keep_backup(paths: &CachePaths) {
-    if !paths.file.exists() {
+    if !paths.file.exists() || faults::hit(Step::Backup).is_err() {
         return;
     }
     let _ = fs::remove_file(&paths.backup);

@@ -41,6 +41,7 @@ pub mod cache_file;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod faults;
 pub mod format;
 pub mod index;
 pub mod loader;

@@ -428,9 +428,22 @@ impl Drop for PatternCache {
 }
 
 impl Rebuild for Inner {
+    /// A panic here (a bug) must not take the process down: it becomes a
+    /// `rebuild_failed` event and reads keep going to whatever tier can serve.
     fn rebuild_in_background(&self, trigger: Trigger, force: bool) {
-        if !self.cancel.load(Ordering::Acquire) {
-            self.rebuild(trigger, force);
+        if self.cancel.load(Ordering::Acquire) {
+            return;
+        }
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rebuild(trigger, force)));
+        if let Err(panic) = run {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            self.emit(CacheEvent::RebuildFailed {
+                error: format!("[INTERNAL] {what}"),
+            });
         }
     }
 
@@ -525,6 +538,7 @@ impl Inner {
     fn rebuild(&self, trigger: Trigger, force: bool) -> BuildResult {
         let _one_at_a_time = self.building.lock().unwrap_or_else(|p| p.into_inner());
         self.emit(CacheEvent::RebuildStarted { reason: trigger });
+        let _ = crate::faults::hit(crate::faults::Step::Rebuild);
         let started = Instant::now();
         let outcome = cache_file::build(&self.db, &self.paths, force, &self.cancel)
             .and_then(|built| Ok((built, cache_file::open_view(&self.paths.file)?)));
@@ -758,6 +772,7 @@ impl Inner {
         count: bool,
     ) -> Option<Result<T>> {
         let started = Instant::now();
+        let _ = crate::faults::hit(crate::faults::Step::Read);
         match cached(&Tier1 { view, overlay }) {
             Ok(v) => {
                 if count {
