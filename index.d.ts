@@ -149,6 +149,15 @@ export interface PatternFilter {
   limit?: number
 }
 
+/** Options of `metricsPrometheus()`. */
+export interface MetricsPrometheusOptions {
+  /**
+   * Constant labels added to every sample, e.g. `{ worker: '3' }` when one process exposes several
+   * instances. Names are Prometheus label names (`[a-zA-Z_][a-zA-Z0-9_]*`, not `__`-prefixed, not `tier`).
+   */
+  labels?: Record<string, string>
+}
+
 /** The cache file and the database as they are on disk now. */
 export interface CacheInspection {
   dbPath: string
@@ -251,6 +260,18 @@ export declare class PatternCache {
   rebuildCache(): Promise<CacheBuildResult>
   /** @throws CLOSED */
   getMetrics(): CacheMetrics
+
+  /**
+   * `getMetrics()` in the Prometheus text exposition format (0.0.4), for a `/metrics` endpoint.
+   * Names follow prom-client's conventions: `pattern_cache_hits_total`, `pattern_cache_misses_total`,
+   * `pattern_cache_corruptions_total`, `pattern_cache_rebuilds_total` (counters);
+   * `pattern_cache_hit_ratio`, `pattern_cache_load_average_seconds`,
+   * `pattern_cache_sqlite_fallback_average_seconds`, `pattern_cache_last_generation_timestamp_seconds`,
+   * `pattern_cache_file_size_bytes`, `pattern_cache_patterns` and `pattern_cache_tier{tier="cache"|"sqlite"}`
+   * (gauges), each with `# HELP` and `# TYPE` lines. Ends with a newline.
+   * @throws INVALID_ARGUMENT for a bad label name or value, CLOSED
+   */
+  metricsPrometheus(options?: MetricsPrometheusOptions): string
 
   /** The cache file and database as they are on disk now (what the CLI's `status` prints). */
   inspect(): Promise<CacheInspection>

@@ -72,7 +72,11 @@ age, the database generation it was built from against the database's, whether
 it is stale, counts, and the metrics of the instance status opened. Writes
 nothing: a missing cache file is reported, not built.
 
-  --prometheus      print the metrics in the Prometheus text format instead
+  --prometheus      print, in the Prometheus text format instead, the metrics
+                    (PatternCache#metricsPrometheus()) and gauges of the files:
+                    pattern_cache_db_generation, pattern_cache_db_patterns,
+                    pattern_cache_file_valid, pattern_cache_file_stale,
+                    pattern_cache_file_generation, pattern_cache_file_age_seconds
 
 Exit code 1 when the database does not exist.`,
   },
@@ -201,6 +205,7 @@ function parse(argv) {
   for (const key of ['db', 'cache', 'out', 'domain', 'type', 'framework']) {
     if (values[key] === '') throw usageError(`--${key} must not be empty`)
   }
+  if (values.prometheus && values.json) throw usageError('--prometheus and --json are two output formats: choose one')
   if (values.limit !== undefined && !/^\d+$/.test(values.limit)) throw usageError(`--limit must be a non-negative integer, got '${values.limit}'`)
   return { command: name, values, positionals }
 }
@@ -360,7 +365,7 @@ async function statusCommand(values, out) {
       cacheFile: { path: cachePath, state: fs.existsSync(cachePath) ? 'present' : 'missing', companions: companions(cachePath) },
     }
     if (values.json) out.json(doc)
-    else if (values.prometheus) out.text('# no database\n')
+    else if (values.prometheus) out.text(`# pattern-cache: no database at ${dbPath}\n`)
     else out.text(`database    ${dbPath}: missing (nothing to report; \`pattern-cache import\` creates it)\ncache file  ${cachePath}: ${doc.cacheFile.state}\n`)
     return EXIT.PROBLEM
   }
@@ -373,7 +378,7 @@ async function statusCommand(values, out) {
   const config = { ...base, enabled: file.current }
   const { metrics, prometheus } = await withCache(config, async (c) => ({
     metrics: c.getMetrics(),
-    prometheus: values.prometheus && typeof c.metricsPrometheus === 'function' ? c.metricsPrometheus() : undefined,
+    prometheus: values.prometheus ? c.metricsPrometheus() : undefined,
   }))
   const tier = metrics.tier === 'cache' ? 'cache' : 'sqlite'
   const doc = {
