@@ -8,13 +8,15 @@ step() { printf '\n== %s\n' "$*"; }
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
-step "lint: core and tests (clippy -D warnings)"
-cargo clippy --all-targets -- -D warnings
+step "lint: core and tests (clippy -D warnings, with the fault-injection tests)"
+cargo clippy --all-targets --features fault-injection -- -D warnings
 step "lint: Node binding (clippy --features napi -D warnings)"
 cargo clippy --features napi -- -D warnings
 
 step "Rust tests (core, no Node)"
 cargo test
+step "Rust fault-injection tests (I/O errors at every build step, panics)"
+cargo test --features fault-injection --test faults
 
 step "build the addon (release; incremental)"
 npm run build --silent

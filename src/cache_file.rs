@@ -126,14 +126,9 @@ pub fn open_view(path: &Path) -> Result<(CacheView, FileIdentity)> {
 pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool) -> Result<Built> {
     let fault = |step: Step, what: &str| faults::hit(step).map_err(|e| Error::io(what.to_owned(), e));
     fault(Step::CreateDir, "creating the cache directory")?;
-    fs::create_dir_all(&paths.dir).map_err(|e| Error::io(format!("creating {}", paths.dir.display()), e))?;
+    create_dir(&paths.dir)?;
     fault(Step::OpenLock, "opening the lock file")?;
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&paths.lock)
-        .map_err(|e| Error::io(format!("opening {}", paths.lock.display()), e))?;
+    let lock = open_lock_file(&paths.lock)?;
     fault(Step::Lock, "locking the cache for a build")?;
     lock.lock().map_err(|e| Error::io("locking the cache for a build", e))?;
     // Dropping `lock` closes it, which releases the flock on every path out.
@@ -202,14 +197,50 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
     })
 }
 
+/// Mode asked for new files (then narrowed by the umask): never world-writable.
+#[cfg(unix)]
+const FILE_MODE: u32 = 0o664;
+/// Mode asked for new directories (then narrowed by the umask).
+#[cfg(unix)]
+const DIR_MODE: u32 = 0o775;
+
+/// Creates a directory (and its parents) that is never world-writable.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(DIR_MODE);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+}
+
+/// The lock file: never followed through a symlink (a planted link must not
+/// make us create or open a file outside the cache directory).
+fn open_lock_file(path: &Path) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
 fn temp_file(paths: &CachePaths) -> Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(&paths.temp_prefix);
     #[cfg(unix)]
     {
-        // Created with the caller's umask applied, like any file the user makes.
+        // The caller's umask applies, and the file is never world-writable.
         use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o666));
+        builder.permissions(fs::Permissions::from_mode(FILE_MODE));
     }
     builder
         .tempfile_in(&paths.dir)

@@ -281,7 +281,10 @@ fn dir_entry(rec_off: u64, rec_len: u32, id_off: u32, id_len: u32, record: &[u8]
 }
 
 /// (name, bytes fed to the whole reader, or to one decoder)
-fn hostile_corpus() -> Vec<(&'static str, Box<dyn Fn() -> bool + Send + Sync>)> {
+/// A named case: true when the hostile input was rejected.
+type Case = (&'static str, Box<dyn Fn() -> bool + Send + Sync>);
+
+fn hostile_corpus() -> Vec<Case> {
     let empty_indexes = {
         let mut v = Vec::new();
         codec::encode(
@@ -301,7 +304,7 @@ fn hostile_corpus() -> Vec<(&'static str, Box<dyn Fn() -> bool + Send + Sync>)> 
         v.push(0xc0);
         v
     };
-    let mut cases: Vec<(&'static str, Box<dyn Fn() -> bool + Send + Sync>)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     let rejects_view = |bytes: Vec<u8>| move || CacheView::open(Box::new(Bytes(bytes.clone()))).is_err();
     let ix = empty_indexes.clone();
     cases.push((
@@ -408,7 +411,7 @@ fn hostile_corpus_is_rejected_fast_small_and_without_stack_overflow() {
             .stack_size(2 << 20)
             .spawn(move || {
                 let started = Instant::now();
-                let (rejected, peak) = peak_during(|| case());
+                let (rejected, peak) = peak_during(case);
                 (rejected, started.elapsed().as_secs_f64() * 1e3, peak)
             })
             .unwrap();
