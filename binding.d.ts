@@ -152,4 +152,4 @@ export interface JsTestPattern {
  * Opens the database and cache. `onEvent` is held weakly: it never keeps
  * the process alive.
  */
-export declare function open(makePattern: () => unknown, makePatterns: () => unknown, config?: JsOpenConfig | undefined | null, onEvent?: ((arg: JsCacheEvent) => void) | undefined | null): Promise<NativePatternCache>
+export declare function open(makePattern: () => unknown, makePatterns: () => unknown, config?: JsOpenConfig | undefined | null, onEvent?: ((arg: JsCacheEvent) => void) | undefined | null, onLog?: ((arg: string) => void) | undefined | null): Promise<NativePatternCache>

@@ -6,6 +6,10 @@
 // what N-API cannot name (Symbol.asyncDispose). Values are checked in Rust.
 
 const native = require('./binding.js')
+// Silent unless DEBUG names them (the `debug` package's convention):
+// DEBUG=pattern-cache* shows this module's lines and the addon's.
+const log = require('debug')('pattern-cache')
+const nativeLog = require('debug')('pattern-cache:native')
 /**
  * Builds a returned pattern from its fields (the addon calls this: one call
  * is much cheaper than setting properties one by one through N-API). The
@@ -218,7 +222,13 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return native.open(makePattern, makePatterns, prepared.options, prepared.onEvent).then((n) => new PatternCache(n))
+    log('open %o', prepared.options || {})
+    const onLog = nativeLog.enabled ? (line) => nativeLog(line) : undefined
+    return native.open(makePattern, makePatterns, prepared.options, prepared.onEvent, onLog).then((n) => {
+      const cache = new PatternCache(n)
+      if (log.enabled) log('ready: %o', cache.getMetrics())
+      return cache
+    })
   }
 
   loadPattern(id) {
@@ -342,6 +352,7 @@ class PatternCache {
   }
 
   rebuildCache() {
+    log('rebuildCache()')
     return this.#native.rebuildCache()
   }
 
@@ -391,6 +402,7 @@ class PatternCache {
   }
 
   shutdown() {
+    log('shutdown()')
     return this.#native.shutdown()
   }
 

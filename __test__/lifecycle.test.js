@@ -6,7 +6,7 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
+const { execFileSync, spawnSync } = require('node:child_process')
 const { PatternCache } = require('../index.js')
 const { eventLog, generatePatterns, keepAliveUntil, tempDir } = require('./helpers.js')
 
@@ -159,4 +159,24 @@ test('a process that never calls shutdown() exits normally', () => {
     })`
   const out = execFileSync(process.execPath, ['-e', script], { cwd: dir, timeout: 30_000 })
   assert.equal(out.toString().trim(), 'a')
+})
+
+test('silent by default; DEBUG=pattern-cache* logs from JavaScript and from the addon', () => {
+  const dir = tempDir('debug-logs')
+  const script = `
+    const { PatternCache } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+    PatternCache.open({ dbPath: 'p.db' }).then(async (c) => {
+      await c.storePattern({ id: 'a', type: 't', domain: 'd', content: 'x', embedding: [1] })
+      await c.rebuildCache()
+      await c.shutdown()
+    })`
+  const quiet = spawnSync(process.execPath, ['-e', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, DEBUG: '' } })
+  assert.equal(quiet.status, 0)
+  assert.equal(quiet.stderr, '')
+  assert.equal(quiet.stdout, '')
+  const loud = spawnSync(process.execPath, ['-e', script], { cwd: dir, encoding: 'utf8', env: { ...process.env, DEBUG: 'pattern-cache*' } })
+  assert.equal(loud.status, 0)
+  assert.match(loud.stderr, /pattern-cache open/)
+  assert.match(loud.stderr, /pattern-cache:native open db=/)
+  assert.match(loud.stderr, /pattern-cache:native pattern_stored -> generation/)
 })

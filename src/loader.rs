@@ -32,6 +32,9 @@ use crate::validate;
 /// Receives events from whichever thread they happen on.
 pub type EventSink = Arc<dyn Fn(CacheEvent) + Send + Sync>;
 
+/// Receives debug log lines (`DEBUG=pattern-cache*` in Node), from any thread.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The most changed keys an overlay holds; past it, SQLite answers until the
 /// (already scheduled) rebuild lands.
 const MAX_OVERLAY: usize = 4096;
@@ -89,6 +92,7 @@ struct Inner {
     scheduler: std::sync::OnceLock<Scheduler>,
     metrics: Metrics,
     events: Option<EventSink>,
+    log: Option<LogSink>,
 }
 
 pub fn now_ms() -> i64 {
@@ -102,6 +106,21 @@ impl PatternCache {
     /// Opens (creating when absent) the database, migrates it, validates the
     /// cache file and builds it when missing, broken, old or stale.
     pub fn open(config: Config, events: Option<EventSink>) -> Result<PatternCache> {
+        Self::open_logged(config, events, None)
+    }
+
+    /// `open`, with debug log lines sent to `log`.
+    pub fn open_logged(config: Config, events: Option<EventSink>, log: Option<LogSink>) -> Result<PatternCache> {
+        if let Some(log) = &log {
+            log(&format!(
+                "open db={} cache={} enabled={} maxAge={}ms checkInterval={}ms",
+                config.db_path.display(),
+                config.cache_path.display(),
+                config.enabled,
+                config.max_age.as_millis(),
+                config.check_interval.as_millis()
+            ));
+        }
         let opened = Database::open(&config.db_path)?;
         let generation = opened.db.generation()?;
         let migrated = opened.previous_schema != 0 && opened.previous_schema != schema::latest_version();
@@ -124,6 +143,7 @@ impl PatternCache {
             scheduler: std::sync::OnceLock::new(),
             metrics: Metrics::default(),
             events,
+            log,
         });
         if inner.config.enabled {
             if inner.config.background_rebuild {
@@ -457,8 +477,16 @@ impl Rebuild for Inner {
 
 impl Inner {
     fn emit(&self, event: CacheEvent) {
+        self.debug(|| format!("event {event:?}"));
         if let Some(sink) = &self.events {
             sink(event);
+        }
+    }
+
+    /// A debug log line, formatted only when someone listens.
+    fn debug(&self, line: impl FnOnce() -> String) {
+        if let Some(log) = &self.log {
+            log(&line());
         }
     }
 
@@ -474,6 +502,7 @@ impl Inner {
     }
 
     fn drop_view(&self, reason: &str) {
+        self.debug(|| format!("cache file out of service: {reason}"));
         self.view.store(None);
         self.overlay.store(None);
         *self.view_file.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -591,6 +620,7 @@ impl Inner {
     }
 
     fn saw_own_write(&self, generation: Generation, trigger: Trigger) {
+        self.debug(|| format!("{} -> generation {}", trigger.as_str(), generation.generation));
         self.known_generation.fetch_max(generation.generation, Ordering::AcqRel);
         self.pattern_count.store(generation.pattern_count, Ordering::Relaxed);
         self.schedule(trigger, false, false);
@@ -618,6 +648,9 @@ impl Inner {
         self.last_check_ms.store(now, Ordering::Relaxed);
         let g = self.db.generation()?;
         let previous = self.known_generation.fetch_max(g.generation, Ordering::AcqRel);
+        if g.generation > previous {
+            self.debug(|| format!("database changed elsewhere: generation {previous} -> {}", g.generation));
+        }
         self.pattern_count.store(g.pattern_count, Ordering::Relaxed);
         if self.config.enabled {
             self.adopt_newer_file();
@@ -647,6 +680,12 @@ impl Inner {
         };
         let ours = self.view.load().as_ref().map(|v| v.header().generation);
         if view.header().source_id == self.source_id && ours.is_none_or(|g| view.header().generation > g) {
+            self.debug(|| {
+                format!(
+                    "adopting a cache file another process built (generation {})",
+                    view.header().generation
+                )
+            });
             self.install(Arc::new(view), identity);
         }
     }
@@ -700,8 +739,21 @@ impl Inner {
             None => Overlay::new(base).advanced(changes),
         });
         if next.len() > MAX_OVERLAY {
+            self.debug(|| {
+                format!(
+                    "{} changed keys: too many to amend the file; SQLite answers until the rebuild",
+                    next.len()
+                )
+            });
             return None;
         }
+        self.debug(|| {
+            format!(
+                "amending generation {base} with {} changed keys (now at {})",
+                next.len(),
+                next.generation
+            )
+        });
         self.overlay.store(Some(Arc::clone(&next)));
         Some(next)
     }

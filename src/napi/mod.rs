@@ -124,6 +124,7 @@ pub fn open(
     make_patterns: Function<(), Unknown<'static>>,
     config: Option<JsOpenConfig>,
     on_event: Option<Function<JsCacheEvent, ()>>,
+    on_log: Option<Function<String, ()>>,
 ) -> napi::Result<AsyncTask<Job<PatternCache, NativePatternCache>>> {
     let factory: Factory = Arc::new(Factories {
         one: make_pattern.create_ref()?,
@@ -144,8 +145,21 @@ pub fn open(
         }
         None => None,
     };
+    let log: Option<crate::loader::LogSink> = match on_log {
+        Some(f) => {
+            let tsfn = f
+                .build_threadsafe_function::<String>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build()?;
+            Some(Arc::new(move |line: &str| {
+                tsfn.call(line.to_owned(), ThreadsafeFunctionCallMode::NonBlocking);
+            }))
+        }
+        None => None,
+    };
     Ok(job(
-        move || PatternCache::open(Config::resolve(&input, &cwd)?, sink),
+        move || PatternCache::open_logged(Config::resolve(&input, &cwd)?, sink, log),
         move |_, core| {
             Ok(NativePatternCache {
                 core: Arc::new(core),
