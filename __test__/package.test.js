@@ -3,7 +3,8 @@
 // The package as users install it: `npm pack` of the main package and of this
 // platform's binary package (npm/<platform>/ with the locally built .node
 // copied in, in a temp copy), both installed from their tarballs into a fresh
-// TypeScript project. There: the types pass `tsc --strict`, and CommonJS
+// TypeScript project (its registry dependencies, e.g. `debug`, come from the
+// npm cache when they are there). There: the types pass `tsc --strict`, and CommonJS
 // require, ESM import and the `pattern-cache` command all load the binary
 // from the platform package (the main package ships none).
 
@@ -81,7 +82,7 @@ before(() => {
   const project = path.join(dir, 'consumer')
   fs.mkdirSync(project)
   fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2))
-  run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock', main.tarball, platform.tarball], project)
+  run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', main.tarball, platform.tarball], project)
   setup = { project, mainFiles: main.files, platformFiles: platform.files }
 })
 

@@ -20,6 +20,8 @@ cargo test --features fault-injection --test faults
 
 step "build the addon (release; incremental)"
 npm run build --silent
+step "build the fault-injection addon (for __test__/panics.test.js)"
+npm run build:faults --silent
 
 step "contract copy is current"
 shared=../shared/contract/pattern-cache.d.ts

@@ -220,6 +220,18 @@ impl NativePatternCache {
         check_status!(unsafe {
             napi::sys::napi_get_value_string_utf8(env.raw(), id.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
         })?;
+        if len > crate::validate::MAX_ID_BYTES {
+            // The buffer only held the start: ask for the whole length for the message.
+            let mut full = 0usize;
+            check_status!(unsafe {
+                napi::sys::napi_get_value_string_utf8(env.raw(), id.raw(), std::ptr::null_mut(), 0, &mut full)
+            })?;
+            let e = CoreError::InvalidArgument(format!(
+                "id is {full} bytes, more than {}",
+                crate::validate::MAX_ID_BYTES
+            ));
+            return Err(js_error(&env, &e));
+        }
         let id = std::str::from_utf8(&buf[..len]).unwrap_or_default();
         if let Err(e) = crate::validate::id_argument(id) {
             return Err(js_error(&env, &e));
@@ -380,4 +392,22 @@ impl NativePatternCache {
     pub fn closed(&self) -> bool {
         self.core.is_closed()
     }
+}
+
+/// Test builds only (feature `fault-injection`): make a step fail with an OS
+/// error number, or panic when `errno` is absent; `step` "none" heals.
+#[cfg(feature = "fault-injection")]
+#[napi]
+pub fn inject_fault(step: String, errno: Option<i32>) -> napi::Result<()> {
+    use crate::faults::{set, Step};
+    let step = match step.as_str() {
+        "none" => return Ok(set(None)),
+        "read" => Step::Read,
+        "rebuild" => Step::Rebuild,
+        "write_records" => Step::WriteRecords,
+        "rename" => Step::Rename,
+        other => return Err(napi::Error::new(Status::InvalidArg, format!("unknown step '{other}'"))),
+    };
+    set(Some((step, errno)));
+    Ok(())
 }
