@@ -161,6 +161,9 @@ fn open_connection(path: &Path) -> Result<Connection> {
     // NORMAL in WAL mode: a committed transaction survives a process crash
     // (SIGKILL); only an OS crash or power loss can take the last ones back.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints (SQLite's automatic PASSIVE ones, every 1,000 pages) reset
+    // the WAL; this bounds what the file keeps on disk after a large burst.
+    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
     Ok(conn)
 }
 
