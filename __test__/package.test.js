@@ -232,3 +232,31 @@ test('the installed pattern-cache command runs', { skip }, () => {
   assert.equal(status.tier, 'cache')
   assert.equal(status.database.patternCount, 1)
 })
+
+test('in the installed project, a suite awaiting the cache passes under jest (4 workers), vitest forks and vitest threads', { skip }, () => {
+  const suite = path.join(setup.project, 'suite')
+  fs.cpSync(path.join(__dirname, 'runners'), suite, {
+    recursive: true,
+    filter: (src) => !src.includes('node_modules'),
+  })
+  const bin = (/** @type {string} */ name) => path.join(ROOT, 'node_modules', '.bin', name)
+  const runners = /** @type {const} */ ([
+    ['jest', ['--rootDir', suite, '--testMatch', '**/*.spec.js', '--maxWorkers=4', '--ci']],
+    ['vitest', ['run', '--root', suite, '--pool', 'forks']],
+    ['vitest', ['run', '--root', suite, '--pool', 'threads']],
+  ])
+  for (const [runner, args] of runners) {
+    const r = spawnSync(process.execPath, [bin(runner), ...args], {
+      cwd: setup.project,
+      // The suite requires the installed package by name, from the project.
+      env: { ...process.env, PC_PACKAGE: 'pattern-cache', PC_RUNNER_DB: path.join(setup.project, `${runner}-${args.join('')}.db`), NO_COLOR: '1', CI: 'true' },
+      encoding: 'utf8',
+      timeout: 180_000,
+    })
+    // eslint-disable-next-line no-control-regex
+    const output = `${r.stdout}\n${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, '')
+    assert.equal(r.status, 0, `${runner} ${args.join(' ')}\n${output}`)
+    assert.match(output, /Tests:?\s+12 passed/)
+    assert.doesNotMatch(output, /did not exit|failed to exit gracefully|open handle|close timed out|something prevents/i)
+  }
+})

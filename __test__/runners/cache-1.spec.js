@@ -1,7 +1,8 @@
 // A test file as a user of pattern-cache writes one; run by jest and vitest
 // (see __test__/runners.test.js). Each file is its own worker.
 const path = require('node:path')
-const { PatternCache } = require('../..')
+// In the packaging test this suite runs in a project that installed the package.
+const { PatternCache } = require(process.env.PC_PACKAGE || '../..')
 
 const dbPath = process.env.PC_RUNNER_DB
 const worker = 'file-1'
