@@ -183,23 +183,27 @@ fn sweep(mutations: usize) -> Sweep {
     while s.tried < mutations {
         let mut m = f.bytes.clone();
         for _ in 0..=rng.below(3) {
+            let len = m.len();
+            if len == 0 {
+                break;
+            }
             match rng.below(4) {
                 0 => {
-                    let at = rng.below(n);
+                    let at = rng.below(len);
                     m[at] ^= 1 << rng.below(8);
                 }
                 1 => {
-                    let at = rng.below(n);
+                    let at = rng.below(len);
                     m[at] = rng.next_u64() as u8;
                 }
                 2 => {
-                    let at = rng.below(n);
+                    let at = rng.below(len);
                     for b in m.iter_mut().skip(at).take(1 + rng.below(16)) {
                         *b = rng.next_u64() as u8;
                     }
                 }
                 _ => {
-                    let cut = rng.below(m.len().max(1));
+                    let cut = rng.below(len);
                     m.truncate(cut);
                 }
             }

@@ -180,7 +180,8 @@ async function run(given = {}) {
   const pinnedBatches = Math.max(1, Math.floor(opts.batches / 2))
   const pinned = await writePhase(dbPath, opts, pinnedBatches, 2 * opts.batches)
   const holderExit = new Promise((resolve) => holder.on('exit', resolve))
-  /** @type {import('node:stream').Writable} */ (holder.stdin).end()
+  const holderIn = /** @type {import('node:stream').Writable} */ (holder.stdin)
+  holderIn.end()
   await holderExit
 
   const walLeft = fs.existsSync(`${dbPath}-wal`) ? fs.statSync(`${dbPath}-wal`).size : 0
