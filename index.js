@@ -84,12 +84,20 @@ function fail(code, message) {
   throw new PatternCacheError(code, message)
 }
 
+// A lone surrogate cannot be stored as UTF-8: the addon would get U+FFFD in
+// its place, silently a different string (and, for an id, another pattern).
+const wellFormed = (s) => s.isWellFormed()
+
 function checkString(code, what, v) {
   if (typeof v !== 'string') fail(code, `${what} must be a string, got ${describe(v)}`)
+  if (!wellFormed(v)) fail(code, `${what} is not well-formed Unicode (it has a lone surrogate)`)
 }
 
 function checkOptional(code, what, v, type) {
   if (!isAbsent(v) && typeof v !== type) fail(code, `${what} must be a ${type} when given, got ${describe(v)}`)
+  if (type === 'string' && typeof v === 'string' && !wellFormed(v)) {
+    fail(code, `${what} is not well-formed Unicode (it has a lone surrogate)`)
+  }
 }
 
 function toNativePattern(p, index) {
@@ -201,7 +209,8 @@ function reject(e) {
 }
 
 function guard(code, what, v) {
-  return typeof v === 'string' ? null : new PatternCacheError(code, `${what} must be a string, got ${describe(v)}`)
+  if (typeof v !== 'string') return new PatternCacheError(code, `${what} must be a string, got ${describe(v)}`)
+  return wellFormed(v) ? null : new PatternCacheError(code, `${what} is not well-formed Unicode (it has a lone surrogate)`)
 }
 
 class PatternCache {

@@ -58,6 +58,8 @@ const badPatterns = [
   ['id a number', (p) => ({ ...p, id: 42 })],
   ['id with NUL', (p) => ({ ...p, id: 'a\0b' })],
   ['id too long', (p) => ({ ...p, id: 'x'.repeat(2000) })],
+  ['id with a lone surrogate (would be stored as U+FFFD)', (p) => ({ ...p, id: 'lone-\ud800' })],
+  ['domain with a lone surrogate', (p) => ({ ...p, domain: 'd\udc00' })],
   ['type missing', (p) => ({ ...p, type: undefined })],
   ['domain empty', (p) => ({ ...p, domain: '' })],
   ['framework empty', (p) => ({ ...p, framework: '' })],
@@ -155,6 +157,9 @@ test('reads and other calls: bad arguments -> INVALID_ARGUMENT', async () => {
     ['open({dbPath: 5})', () => PatternCache.open(/** @type {any} */ ({ dbPath: 5 }))],
     ["open('x')", () => PatternCache.open(/** @type {any} */ ('x'))],
     ['open({onEvent: 1})', () => PatternCache.open(/** @type {any} */ ({ onEvent: 1 }))],
+    ["loadPattern('\\ud800') (a lone surrogate)", () => c.loadPattern('lone-\ud800')],
+    ['open({cachePath: <db>-wal}) (would overwrite the WAL)', () => PatternCache.open({ dbPath, cachePath: `${dbPath}-wal` })],
+    ['open({dbPath: <cache>.bak}) (a rebuild would replace it)', () => PatternCache.open({ dbPath: `${dbPath}.pcache.bak`, cachePath: `${dbPath}.pcache` })],
   ]
   for (const [what, call] of cases) await rejectsWith(call(), 'INVALID_ARGUMENT', what)
   for (const event of [null, { trigger: 'nope', requiresRebuild: true }, { trigger: 'manual' }, { trigger: 'manual', requiresRebuild: true, timestamp: 'x' }]) {

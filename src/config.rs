@@ -66,6 +66,34 @@ fn duration_option(what: &str, value: Option<f64>, default: f64, min: f64) -> Re
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
+/// The cache file and its companions (`.lock`, `.bak`, `.tmp-*`) must not be
+/// the database or one of SQLite's files beside it (`-wal`, `-shm`,
+/// `-journal`): a rebuild replaces, removes or links those names.
+fn check_no_overlap(db: &Path, cache: &Path) -> Result<()> {
+    let with = |p: &Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let db_files: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"].iter().map(|s| with(db, s)).collect();
+    let cache_files: Vec<PathBuf> = ["", ".lock", ".bak"].iter().map(|s| with(cache, s)).collect();
+    let temp_prefix = with(cache, ".tmp-");
+    for d in &db_files {
+        if cache_files.contains(d)
+            || d.as_os_str()
+                .to_string_lossy()
+                .starts_with(&*temp_prefix.to_string_lossy())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "cachePath {} would overwrite the database's file {}",
+                cache.display(),
+                d.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Resolves relative paths against `cwd` and fills defaults.
     pub fn resolve(input: &ConfigInput, cwd: &Path) -> Result<Config> {
@@ -79,9 +107,7 @@ impl Config {
                 .map(|d| d.join(default_cache_name()))
                 .unwrap_or_else(|| PathBuf::from(default_cache_name())),
         };
-        if cache_path == db_path {
-            return Err(Error::InvalidArgument("cachePath and dbPath name the same file".into()));
-        }
+        check_no_overlap(&db_path, &cache_path)?;
         Ok(Config {
             db_path,
             cache_path,
@@ -140,6 +166,36 @@ mod tests {
             ConfigInput {
                 db_path: Some("a.db".into()),
                 cache_path: Some("a.db".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                db_path: Some("a.db".into()),
+                cache_path: Some("a.db-wal".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                db_path: Some("a.db".into()),
+                cache_path: Some("a.db-shm".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                db_path: Some("a.db".into()),
+                cache_path: Some("a.db-journal".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                db_path: Some("c.pcache.bak".into()),
+                cache_path: Some("c.pcache".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                db_path: Some("c.pcache.tmp-x".into()),
+                cache_path: Some("c.pcache".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                db_path: Some("c.pcache.lock".into()),
+                cache_path: Some("c.pcache".into()),
                 ..Default::default()
             },
         ] {
