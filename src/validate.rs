@@ -10,6 +10,8 @@ pub const MAX_CONTENT_BYTES: usize = 1 << 20;
 pub const MAX_EMBEDDING_DIM: usize = 16_384;
 pub const MAX_METADATA_BYTES: usize = 256 << 10;
 pub const MAX_CONFIG_JSON_BYTES: usize = 1 << 20;
+/// How deep metadata may nest (serde_json's recursion limit).
+pub const MAX_METADATA_DEPTH: usize = 128;
 /// JavaScript's largest exactly representable integer.
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 /// The latest instant a JavaScript Date can hold, in ms.
@@ -61,6 +63,10 @@ pub fn metadata(json: &str) -> std::result::Result<String, String> {
     match serde_json::from_str::<serde_json::Value>(json) {
         Ok(v @ serde_json::Value::Object(_)) => Ok(v.to_string()),
         Ok(_) => Err("metadata must be a JSON object".into()),
+        // serde_json stops at 128 levels: a documented limit, not "not JSON".
+        Err(e) if e.to_string().contains("recursion limit") => {
+            Err(format!("metadata nests deeper than {MAX_METADATA_DEPTH} levels"))
+        }
         Err(e) => Err(format!("metadata is not JSON: {e}")),
     }
 }
@@ -242,6 +248,14 @@ mod tests {
         other.embedding = vec![1.0, 2.0, 3.0];
         assert!(patterns(&[input(), other], 0, None).is_err());
         assert!(patterns(&[input(), input()], 0, None).is_err(), "repeated id");
+    }
+
+    #[test]
+    fn metadata_depth_limit_is_named() {
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        assert!(metadata(&deep).unwrap_err().contains("deeper than 128"));
+        let ok = format!("{}1{}", r#"{"a":"#.repeat(100), "}".repeat(100));
+        assert!(metadata(&ok).is_ok());
     }
 
     #[test]

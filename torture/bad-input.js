@@ -14,6 +14,7 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
+const { spawn } = require('node:child_process')
 const { PatternCache } = require('../index.js')
 const lib = require('./lib.js')
 
@@ -54,9 +55,9 @@ function cyclic() {
  * @param {PatternCache} cache @param {Record<string, any>} p
  */
 async function roundTrips(cache, p) {
-  for (const [tier, c] of [['cache', cache], ['sqlite', null]]) {
-    const direct = c ? null : await PatternCache.open({ dbPath: /** @type {string} */ (current.dbPath), enabled: false })
-    const got = await (c ?? /** @type {PatternCache} */ (direct)).loadPattern(p.id)
+  for (const tier of ['cache', 'sqlite']) {
+    const direct = tier === 'cache' ? null : await PatternCache.open({ dbPath: /** @type {string} */ (current.dbPath), enabled: false })
+    const got = await (direct ?? cache).loadPattern(p.id)
     if (direct) await direct.shutdown()
     if (!got) return `${tier}: ${JSON.stringify(p.id).slice(0, 40)} not found`
     for (const key of ['id', 'type', 'domain', 'content', 'framework', 'verdict', 'coverage', 'flakinessScore', 'createdAt', 'lastUsed', 'usageCount', 'successCount']) {
@@ -254,6 +255,13 @@ function cases() {
     for (let i = 0; i < 100; i++) m = { m }
     return { ...p, metadata: m }
   }, 'accept'))
+  // Past the documented nesting limit (128 levels, README "Limits"): rejected with INVALID_PATTERN.
+  all.push(pattern('metadata nested 200 deep (1 KB of JSON)', (p) => {
+    /** @type {Record<string, unknown>} */
+    let m = { leaf: true }
+    for (let i = 0; i < 200; i++) m = { m }
+    return { ...p, metadata: m }
+  }, 'reject'))
   all.push(pattern('metadata nested 10,000 deep', (p) => {
     /** @type {Record<string, unknown>} */
     let m = { leaf: true }
@@ -286,6 +294,7 @@ function cases() {
   }
   all.push(config('configJson a JSON string holding SQL', (c) => ({ ...c, configJson: JSON.stringify(SQL[2]) }), 'accept'))
   all.push(config('configJson any JSON value (a number)', (c) => ({ ...c, configJson: '42' }), 'accept'))
+  all.push(config('configJson nested 1,000 deep', (c) => ({ ...c, configJson: `${'['.repeat(1000)}${']'.repeat(1000)}` }), 'accept'))
   for (const [n, v] of numbers) all.push(config(`updatedAt ${n}`, (c) => ({ ...c, updatedAt: v }), 'reject'))
   all.push(config('updatedAt 1.5', (c) => ({ ...c, updatedAt: 1.5 }), 'reject'))
   all.push(config('updatedAt missing', (c) => ({ ...c, updatedAt: undefined }), 'reject'))
@@ -444,7 +453,7 @@ async function runPathCase(c, root, n) {
   fs.mkdirSync(path.join(scratch, 'a-dir'), { recursive: true })
   fs.writeFileSync(path.join(scratch, 'a-file'), 'not a database\n')
   const dbPath = path.join(scratch, 'patterns.db')
-  const other = require('node:child_process').spawn(process.execPath, [__filename, '--holder', dbPath], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const other = spawn(process.execPath, [__filename, '--holder', dbPath], { stdio: ['pipe', 'pipe', 'inherit'] })
   /** @type {Array<(line: string) => void>} */
   const waiting = []
   const out = /** @type {import('node:stream').Readable} */ (other.stdout)
@@ -477,7 +486,8 @@ async function runPathCase(c, root, n) {
   })
   // Both processes go on writing; then the other one crashes.
   const done = line()
-  /** @type {import('node:stream').Writable} */ (other.stdin).write('write\n')
+  const otherIn = /** @type {import('node:stream').Writable} */ (other.stdin)
+  otherIn.write('write\n')
   /** @type {string[]} */
   const acknowledged = []
   let writeErrors = 0
@@ -529,7 +539,7 @@ async function run(given = {}) {
   current.dbPath = dbPath
   await lib.seed(dbPath, 50, DIM)
   const cache = await PatternCache.open({ dbPath })
-  await cache.storeAgentConfig(validConfig('agent-existing'))
+  await cache.storeAgentConfig(/** @type {import('../index').AgentConfigEntry} */ (validConfig('agent-existing')))
   const all = cases()
   // Every agent id a case names is looked at after every case; the whole
   // table is compared (python3) at the start and the end.
