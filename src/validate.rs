@@ -10,8 +10,9 @@ pub const MAX_CONTENT_BYTES: usize = 1 << 20;
 pub const MAX_EMBEDDING_DIM: usize = 16_384;
 pub const MAX_METADATA_BYTES: usize = 256 << 10;
 pub const MAX_CONFIG_JSON_BYTES: usize = 1 << 20;
-/// How deep metadata may nest (serde_json's recursion limit).
-pub const MAX_METADATA_DEPTH: usize = 128;
+/// How deep metadata objects and arrays may nest (serde_json stops at 128
+/// open containers, so 127 levels parse).
+pub const MAX_METADATA_DEPTH: usize = 127;
 /// JavaScript's largest exactly representable integer.
 pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 /// The latest instant a JavaScript Date can hold, in ms.
@@ -253,7 +254,11 @@ mod tests {
     #[test]
     fn metadata_depth_limit_is_named() {
         let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
-        assert!(metadata(&deep).unwrap_err().contains("deeper than 128"));
+        assert!(metadata(&deep).unwrap_err().contains("deeper than 127"));
+        let at_limit = format!("{}1{}", r#"{"a":"#.repeat(126), "}".repeat(126));
+        assert!(metadata(&at_limit).is_ok(), "127 objects deep");
+        let past = format!("{}1{}", r#"{"a":"#.repeat(127), "}".repeat(127));
+        assert!(metadata(&past).is_err(), "128 objects deep");
         let ok = format!("{}1{}", r#"{"a":"#.repeat(100), "}".repeat(100));
         assert!(metadata(&ok).is_ok());
     }

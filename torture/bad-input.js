@@ -255,7 +255,17 @@ function cases() {
     for (let i = 0; i < 100; i++) m = { m }
     return { ...p, metadata: m }
   }, 'accept'))
-  // Past the documented nesting limit (128 levels, README "Limits"): rejected with INVALID_PATTERN.
+  // The documented nesting limit (README "Limits": at most 127 levels), exactly at and past it.
+  /** @param {number} levels @returns {Record<string, unknown>} objects nested `levels` deep */
+  const nested = (levels) => {
+    /** @type {Record<string, unknown>} */
+    let m = {}
+    for (let i = 1; i < levels; i++) m = { m }
+    return m
+  }
+  all.push(pattern('metadata nested exactly 127 levels', (p) => ({ ...p, metadata: nested(127) }), 'accept'))
+  all.push(pattern('metadata nested 128 levels', (p) => ({ ...p, metadata: nested(128) }), 'reject'))
+  // Past the documented nesting limit (127 levels, README "Limits"): rejected with INVALID_PATTERN.
   all.push(pattern('metadata nested 200 deep (1 KB of JSON)', (p) => {
     /** @type {Record<string, unknown>} */
     let m = { leaf: true }

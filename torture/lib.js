@@ -315,9 +315,26 @@ function randomDelay(maxMs, random) {
   return new Promise((resolve) => setTimeout(resolve, Math.floor(random() * maxMs)))
 }
 
-/** Collects garbage (when node runs with --expose-gc) and lets finalizers run. */
+/**
+ * `global.gc` (node --expose-gc), or the same function obtained by turning
+ * the flag on at run time (for `node --test`); null if neither works.
+ * @returns {(() => void) | null}
+ */
+function gcFunction() {
+  const exposed = /** @type {any} */ (globalThis).gc
+  if (typeof exposed === 'function') return exposed
+  try {
+    require('node:v8').setFlagsFromString('--expose-gc')
+    const gc = require('node:vm').runInNewContext('gc')
+    return typeof gc === 'function' ? gc : null
+  } catch {
+    return null
+  }
+}
+
+/** Collects garbage and lets finalizers run. */
 async function collect() {
-  const gc = /** @type {undefined | (() => void)} */ (/** @type {any} */ (globalThis).gc)
+  const gc = gcFunction()
   for (let i = 0; i < 3; i++) {
     if (gc) gc()
     await new Promise((resolve) => setImmediate(resolve))
@@ -350,5 +367,6 @@ module.exports = {
   spawnNode,
   randomDelay,
   collect,
+  gcFunction,
   DOMAINS,
 }
