@@ -255,9 +255,9 @@ mod tests {
     fn metadata_depth_limit_is_named() {
         let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
         assert!(metadata(&deep).unwrap_err().contains("deeper than 127"));
-        let at_limit = format!("{}1{}", r#"{"a":"#.repeat(126), "}".repeat(126));
+        let at_limit = format!("{}1{}", r#"{"a":"#.repeat(127), "}".repeat(127));
         assert!(metadata(&at_limit).is_ok(), "127 objects deep");
-        let past = format!("{}1{}", r#"{"a":"#.repeat(127), "}".repeat(127));
+        let past = format!("{}1{}", r#"{"a":"#.repeat(128), "}".repeat(128));
         assert!(metadata(&past).is_err(), "128 objects deep");
         let ok = format!("{}1{}", r#"{"a":"#.repeat(100), "}".repeat(100));
         assert!(metadata(&ok).is_ok());
