@@ -140,4 +140,8 @@ fn a_panic_in_a_background_rebuild_becomes_an_event() {
     );
     assert!(cache.rebuild(Trigger::Manual).unwrap().success);
     cache.shutdown();
+    println!(
+        "FIGURE {{\"test\":\"panics\",\"path\":\"background rebuild\",\"aborts\":0,\"rebuild_failed_events\":{}}}",
+        failed.len()
+    );
 }

@@ -63,12 +63,12 @@ const STEPS = [
 ]
 
 const RUST = [
-  { test: 'torture', args: ['test', '--release', '--features', 'fault-injection', '--test', 'torture', '--', '--ignored', '--nocapture'] },
+  { test: 'torture', args: ['test', '--release', '--features', 'fault-injection', '--test', 'torture', '--', '--include-ignored', '--nocapture'] },
   { test: 'faults', args: ['test', '--release', '--features', 'fault-injection', '--test', 'faults', '--', '--nocapture'] },
 ]
 
 /** Fields of Rust FIGURE lines that must be 0. */
-const ZERO_FIELDS = new Set(['crashes', 'wrong_results', 'corruptions', 'ooms'])
+const ZERO_FIELDS = new Set(['crashes', 'wrong_results', 'corruptions', 'ooms', 'aborts'])
 
 /**
  * Runs a command with stdout passed through; resolves with its exit code and stdout lines.
@@ -265,6 +265,10 @@ function writeDoc(how) {
     }
   }
 
+  lines.push('')
+  lines.push('## Injected panics')
+  lines.push('')
+  lines.push('A panic (a bug) inside the addon must never abort the host process. With the addon built with the `fault-injection` feature (`npm run build:faults`), `__test__/panics.test.js` (part of `npm test`) makes a read panic on the synchronous path (a cache hit on the JavaScript thread) and on the asynchronous path (a read on the thread pool), and a background rebuild panic: the reads reject with code `INTERNAL`, the rebuild becomes a `rebuild_failed` event, the process exits 0 (no abort), and the same instance then reads and rebuilds normally. `tests/faults.rs` checks the background case in Rust (figure `panics` above).')
   lines.push('')
   lines.push('## What is trusted, what is verified')
   lines.push('')
