@@ -154,7 +154,7 @@ async function main() {
   const probe = { ...all[0], id: 'demo/written-now', content: "it('is visible at once', () => {})" }
   await cache.storePattern(probe)
   const seen = await cache.loadPattern(probe.id)
-  console.log(`\nstored ${probe.id}; read back at once: ${seen ? 'yes' : 'NO'} (tier: ${cache.getMetrics().tier}, until the next rebuild)`)
+  console.log(`\nstored ${probe.id}; read back at once: ${seen ? 'yes' : 'NO'} (answered by tier: ${cache.getMetrics().tier}; the cache file is amended from the database's change log until the background rebuild lands)`)
   const deleted = await cache.deletePattern(probe.id)
   console.log(`deleted it: ${deleted}; read back: ${await cache.loadPattern(probe.id)}`)
   const rebuilt = await cache.rebuildCache()
