@@ -17,6 +17,11 @@ export declare class NativePatternCache {
    */
   tryLoadPattern(id: unknown): StoredPattern | null | undefined
   /**
+   * `loadPatterns` on the JavaScript thread for up to 2,000 ids;
+   * `undefined` when only the full (async) call can answer.
+   */
+  tryLoadPatterns(ids: Array<string>): Array<StoredPattern | null> | undefined
+  /**
    * `query` on the JavaScript thread for small results; `undefined` when
    * only the full (async) call can answer.
    */

@@ -251,7 +251,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return hit === undefined ? (this.#native.loadPattern(id)) : Promise.resolve(hit)
+    return hit === undefined ? this.#native.loadPattern(id) : Promise.resolve(hit)
   }
 
   loadPatterns(ids) {
@@ -260,7 +260,13 @@ class PatternCache {
       const bad = guard('INVALID_ARGUMENT', `ids[${i}]`, ids[i])
       if (bad) return reject(bad)
     }
-    return (this.#native.loadPatterns(ids))
+    let hit
+    try {
+      hit = this.#native.tryLoadPatterns(ids)
+    } catch (e) {
+      return reject(e)
+    }
+    return hit === undefined ? this.#native.loadPatterns(ids) : Promise.resolve(hit)
   }
 
   loadPatternsByDomain(domain) {
@@ -287,7 +293,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return hit === undefined ? (slow()) : Promise.resolve(hit)
+    return hit === undefined ? slow() : Promise.resolve(hit)
   }
 
   query(filter) {

@@ -255,6 +255,22 @@ impl NativePatternCache {
         Ok(answer)
     }
 
+    /// `loadPatterns` on the JavaScript thread for up to 2,000 ids;
+    /// `undefined` when only the full (async) call can answer.
+    #[napi(ts_return_type = "Array<StoredPattern | null> | undefined")]
+    pub fn try_load_patterns(&self, env: Env, ids: Vec<String>) -> napi::Result<Either<RawJs, ()>> {
+        for id in &ids {
+            crate::validate::id_argument(id).map_err(|e| js_error(&env, &e))?;
+        }
+        if ids.len() > FAST_MAX_RESULTS {
+            return Ok(Either::B(()));
+        }
+        self.fast(&env, |b, t| {
+            let found = ids.iter().map(|id| t.get_ref(id)).collect::<crate::Result<Vec<_>>>()?;
+            Ok(b.array(found.iter().map(|p| b.maybe_pattern(p.as_ref()))))
+        })
+    }
+
     /// `query` on the JavaScript thread for small results; `undefined` when
     /// only the full (async) call can answer.
     #[napi(ts_return_type = "StoredPattern[] | undefined")]
