@@ -456,13 +456,8 @@ impl Rebuild for Inner {
         }
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rebuild(trigger, force)));
         if let Err(panic) = run {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into());
             self.emit(CacheEvent::RebuildFailed {
-                error: format!("[INTERNAL] {what}"),
+                error: format!("[INTERNAL] {}", crate::error::panic_message(&*panic)),
             });
         }
     }

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::Generation;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::f32_bytes;
 use crate::format::record::{EmbeddingRef, PatternRef};
 use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter, Verdict};
@@ -12,26 +12,9 @@ use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter, Verdict};
 const PATTERN_COLUMNS: &str = "id, type, domain, framework, content, embedding, coverage, \
      flakiness_score, verdict, created_at, last_used, usage_count, success_count, metadata";
 
+/// A row as an owned pattern (the borrowed mapping, copied).
 fn pattern_from_row(r: &Row<'_>) -> rusqlite::Result<Pattern> {
-    let blob: Vec<u8> = r.get(5)?;
-    let verdict: String = r.get(8)?;
-    Ok(Pattern {
-        id: r.get(0)?,
-        pattern_type: r.get(1)?,
-        domain: r.get(2)?,
-        framework: r.get(3)?,
-        content: r.get(4)?,
-        // The schema's CHECK keeps the blob a whole number of f32s.
-        embedding: f32_bytes::from_le_bytes(&blob),
-        coverage: r.get(6)?,
-        flakiness_score: r.get(7)?,
-        verdict: Verdict::parse(&verdict).unwrap_or_default(),
-        created_at: r.get(9)?,
-        last_used: r.get(10)?,
-        usage_count: r.get(11)?,
-        success_count: r.get(12)?,
-        metadata_json: r.get(13)?,
-    })
+    pattern_ref(r).map(|p| p.to_owned())
 }
 
 fn config_from_row(r: &Row<'_>) -> rusqlite::Result<AgentConfig> {
@@ -176,8 +159,8 @@ pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> 
 }
 
 /// A pattern borrowed from SQLite's buffers for the current row.
-fn pattern_ref<'r>(r: &'r Row<'_>) -> Result<PatternRef<'r>> {
-    let text = |i: usize| -> Result<&str> { r.get_ref(i)?.as_str().map_err(|e| conversion(i, e)) };
+fn pattern_ref<'r>(r: &'r Row<'_>) -> rusqlite::Result<PatternRef<'r>> {
+    let text = |i: usize| -> rusqlite::Result<&str> { r.get_ref(i)?.as_str().map_err(|e| conversion(i, e)) };
     let blob = r.get_ref(5)?.as_blob().map_err(|e| conversion(5, e))?;
     Ok(PatternRef {
         id: text(0)?,
@@ -221,12 +204,8 @@ pub fn with_pattern_ref<T>(conn: &Connection, id: &str, f: impl FnOnce(Option<&P
     }
 }
 
-fn conversion(column: usize, e: rusqlite::types::FromSqlError) -> Error {
-    Error::Db(rusqlite::Error::FromSqlConversionFailure(
-        column,
-        rusqlite::types::Type::Text,
-        Box::new(e),
-    ))
+fn conversion(column: usize, e: rusqlite::types::FromSqlError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
 }
 
 pub fn all_configs(conn: &Connection) -> Result<Vec<AgentConfig>> {

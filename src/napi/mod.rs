@@ -36,14 +36,8 @@ fn js_error(env: &Env, e: &CoreError) -> napi::Error {
 
 /// Runs core work, turning a panic into `INTERNAL` rather than an abort.
 fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
-    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".into());
-        Err(CoreError::Internal(what))
-    })
+    catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|panic| Err(CoreError::Internal(crate::error::panic_message(&*panic))))
 }
 
 /// Results up to this size are built on the JavaScript thread directly;
