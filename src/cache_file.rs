@@ -159,7 +159,10 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
         fault(Step::CreateTemp, "creating a temp file")?;
         let temp = temp_file(paths)?;
         let mut out = BufWriter::with_capacity(1 << 20, temp);
-        let mut writer = CacheWriter::new(&mut out, &meta)?;
+        // The vector rows wait in an unnamed file beside the cache (nothing
+        // to clean up after a crash) until the records are written.
+        let spill = tempfile::tempfile_in(&paths.dir).map_err(|e| Error::io("creating the vectors spill file", e))?;
+        let mut writer = CacheWriter::new(&mut out, Box::new(BufWriter::with_capacity(1 << 20, spill)), &meta)?;
         queries::for_each_pattern_ref(conn, |p| match cancel.load(Ordering::Acquire) {
             true => Err(Error::Closed),
             false => {

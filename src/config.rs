@@ -129,7 +129,7 @@ mod tests {
     fn defaults() {
         let c = Config::resolve(&ConfigInput::default(), Path::new("/work")).unwrap();
         assert_eq!(c.db_path, Path::new("/work/.pattern-cache/patterns.db"));
-        assert_eq!(c.cache_path, Path::new("/work/.pattern-cache/patterns.v1.pcache"));
+        assert_eq!(c.cache_path, Path::new("/work/.pattern-cache/patterns.v2.pcache"));
         assert_eq!(c.max_age, Duration::from_secs(3600));
         assert!(c.enabled && c.background_rebuild && c.fallback_to_sqlite && c.enable_metrics);
     }
@@ -141,7 +141,7 @@ mod tests {
             ..Default::default()
         };
         let c = Config::resolve(&input, Path::new("/elsewhere")).unwrap();
-        assert_eq!(c.cache_path, Path::new("/data/patterns.v1.pcache"));
+        assert_eq!(c.cache_path, Path::new("/data/patterns.v2.pcache"));
     }
 
     #[test]

@@ -164,10 +164,14 @@ fn wrong_magic_and_other_major_are_refused() {
     // Not a cache file at all: either cache code will do.
     assert_rejected(d, &flip(&f.bytes, 0, 0xff), "magic");
     let mut other = header_of(&f.bytes);
-    other.version.major = 2;
+    other.version.major = 3;
     let mut bytes = f.bytes.clone();
     bytes[..HEADER_LEN].copy_from_slice(&other.encode());
-    assert_eq!(assert_rejected(d, &bytes, "major 2"), "CACHE_INCOMPATIBLE");
+    assert_eq!(assert_rejected(d, &bytes, "major 3"), "CACHE_INCOMPATIBLE");
+    // A file of format 1 (no vectors section) is another major too.
+    other.version.major = 1;
+    bytes[..HEADER_LEN].copy_from_slice(&other.encode());
+    assert_eq!(assert_rejected(d, &bytes, "major 1"), "CACHE_INCOMPATIBLE");
     // A newer minor of the same major stays readable.
     let mut newer = header_of(&f.bytes);
     newer.version.minor += 1;

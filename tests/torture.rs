@@ -242,16 +242,29 @@ fn corruption_sweep_long() {
 }
 
 /// A file whose every hash is right but whose content is hostile: the
-/// decoders themselves must hold.
+/// decoders themselves must hold. Its `count` patterns (when few) have
+/// one-dimensional zero embeddings, with a well-formed vectors section.
 fn forged(records: &[u8], dir_entries: &[u8], ids: &[u8], indexes: &[u8], configs: &[u8], count: u64) -> Vec<u8> {
-    let mut sections = [pattern_cache::format::header::Section::default(); 5];
+    use pattern_cache::format::record::EmbeddingRef;
+    use pattern_cache::format::vectors::{pad_for, VectorLayout, VectorsBuilder};
+    let (vectors, vector_index) = if count == 0 || count > 1000 {
+        (Vec::new(), VectorLayout::empty_index())
+    } else {
+        let mut rows = vec![0u8; pad_for((HEADER_LEN + records.len()) as u64)];
+        let mut builder = VectorsBuilder::new(1);
+        for _ in 0..count {
+            builder.add(&EmbeddingRef::F32(&[0.0]), &mut rows).unwrap();
+        }
+        (rows, builder.finish())
+    };
+    let mut sections = [pattern_cache::format::header::Section::default(); 7];
     let mut at = HEADER_LEN as u64;
-    let parts = [records, dir_entries, ids, indexes, configs];
+    let parts = [records, &vectors, dir_entries, ids, indexes, configs, &vector_index];
     for (i, part) in parts.iter().enumerate() {
         sections[i] = pattern_cache::format::header::Section {
             offset: at,
             len: part.len() as u64,
-            sha256: if i == 0 { [0; 32] } else { Sha256::digest(part).into() },
+            sha256: if i <= 1 { [0; 32] } else { Sha256::digest(part).into() },
         };
         at += part.len() as u64;
     }
@@ -273,6 +286,7 @@ fn forged(records: &[u8], dir_entries: &[u8], ids: &[u8], indexes: &[u8], config
     out
 }
 
+/// A directory entry for a record whose vector row is one zero float.
 fn dir_entry(rec_off: u64, rec_len: u32, id_off: u32, id_len: u32, record: &[u8]) -> Vec<u8> {
     let mut e = Vec::new();
     e.extend_from_slice(&rec_off.to_le_bytes());
@@ -280,7 +294,10 @@ fn dir_entry(rec_off: u64, rec_len: u32, id_off: u32, id_len: u32, record: &[u8]
     e.extend_from_slice(&id_off.to_le_bytes());
     e.extend_from_slice(&id_len.to_le_bytes());
     e.extend_from_slice(&0u32.to_le_bytes());
-    e.extend_from_slice(&Sha256::digest(record));
+    let mut hash = Sha256::new();
+    hash.update(record);
+    hash.update([0u8; 4]);
+    e.extend_from_slice(&hash.finalize());
     e
 }
 
@@ -367,10 +384,10 @@ fn hostile_corpus() -> Vec<Case> {
         "header: a count that disagrees with the directory size",
         Box::new(rejects_view(forged(&[], &[], &[], &ix, &empty_configs, u64::MAX / 56))),
     ));
-    // A record whose hash is right but whose bin length claims 4 GiB.
+    // A record whose hash is right but whose content length claims 4 GiB.
     let record = {
-        let mut r = vec![0x9e, 0xa1, b'x', 0xa1, b't', 0xa1, b'd', 0xa1, b'f', 0xa0];
-        r.extend_from_slice(&[0xc6, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0]);
+        let mut r = vec![0x9d, 0xa1, b'x', 0xa1, b't', 0xa1, b'd', 0xa1, b'f'];
+        r.extend_from_slice(&[0xdb, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0]);
         r
     };
     let bad_record_file = forged(
@@ -387,7 +404,7 @@ fn hostile_corpus() -> Vec<Case> {
         1,
     );
     cases.push((
-        "record: bin32 claiming 4 GiB under a valid hash",
+        "record: str32 claiming 4 GiB under a valid hash",
         Box::new(
             move || match CacheView::open(Box::new(Bytes(bad_record_file.clone()))) {
                 Ok(view) => view.record(0).is_err(),
@@ -397,11 +414,11 @@ fn hostile_corpus() -> Vec<Case> {
     ));
     cases.push((
         "record decoder: 100,000-deep nesting",
-        Box::new(move || record::decode_ref(&deep).is_err()),
+        Box::new(move || record::decode_ref(&deep, &[]).is_err()),
     ));
     cases.push((
         "record decoder: str32 claiming 4 GiB",
-        Box::new(|| record::decode_ref(&[0x9e, 0xdb, 0xff, 0xff, 0xff, 0xff, b'a']).is_err()),
+        Box::new(|| record::decode_ref(&[0x9d, 0xdb, 0xff, 0xff, 0xff, 0xff, b'a'], &[]).is_err()),
     ));
     cases
 }
@@ -438,7 +455,7 @@ fn fuzz(executions: usize) -> (usize, usize, usize) {
     };
     let mut record0 = Vec::new();
     record::encode_ref(&f.patterns[0].as_ref(), &mut record0);
-    let seeds: Vec<Vec<u8>> = vec![record0, section(3), section(4), f.bytes[..HEADER_LEN].to_vec()];
+    let seeds: Vec<Vec<u8>> = vec![record0, section(4), section(5), f.bytes[..HEADER_LEN].to_vec()];
     let mut rng = Rng::new(99);
     let (mut runs, mut crashes, mut max_peak) = (0usize, 0usize, 0usize);
     while runs < executions {
@@ -457,7 +474,7 @@ fn fuzz(executions: usize) -> (usize, usize, usize) {
         }
         let (outcome, peak) = peak_during(|| {
             catch_unwind(AssertUnwindSafe(|| match which {
-                0 => drop(record::decode_ref(&m)),
+                0 => drop(record::decode_ref(&m, &[])),
                 1 => drop(codec::decode_indexes(&m, f.patterns.len() as u64)),
                 2 => drop(codec::decode_configs(&m)),
                 _ => drop(Header::decode(&m)),

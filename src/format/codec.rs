@@ -38,13 +38,51 @@ pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> 
     Ok(value)
 }
 
-pub fn encode_record(p: &Pattern, out: &mut Vec<u8>) -> Result<()> {
-    encode(p, out)
+/// A record as rmp-serde writes it: a pattern without its embedding, which
+/// is a row of the vectors section. The reference for `record::encode_ref`.
+#[derive(Serialize)]
+struct RecordFields<'a> {
+    id: &'a str,
+    pattern_type: &'a str,
+    domain: &'a str,
+    framework: &'a str,
+    content: &'a str,
+    coverage: Option<f64>,
+    flakiness_score: Option<f64>,
+    verdict: crate::model::Verdict,
+    created_at: i64,
+    last_used: Option<i64>,
+    usage_count: i64,
+    success_count: i64,
+    metadata_json: Option<&'a str>,
 }
 
-/// Decodes a record to an owned pattern (see `record::decode_ref`).
-pub fn decode_record(bytes: &[u8]) -> Result<Pattern> {
-    super::record::decode_ref(bytes).map(|r| r.to_owned())
+/// The canonical record of a pattern, through rmp-serde.
+pub fn encode_record(p: &Pattern, out: &mut Vec<u8>) -> Result<()> {
+    encode(
+        &RecordFields {
+            id: &p.id,
+            pattern_type: &p.pattern_type,
+            domain: &p.domain,
+            framework: &p.framework,
+            content: &p.content,
+            coverage: p.coverage,
+            flakiness_score: p.flakiness_score,
+            verdict: p.verdict,
+            created_at: p.created_at,
+            last_used: p.last_used,
+            usage_count: p.usage_count,
+            success_count: p.success_count,
+            metadata_json: p.metadata_json.as_deref(),
+        },
+        out,
+    )
+}
+
+/// Decodes a record, with its embedding row, to an owned pattern (see
+/// `record::decode_ref`).
+pub fn decode_record(bytes: &[u8], embedding: &[u8]) -> Result<Pattern> {
+    super::record::decode_ref(bytes, embedding).map(|r| r.to_owned())
 }
 
 /// The indexes section: `[domain, type, framework]`, each an array of
@@ -101,7 +139,8 @@ mod tests {
     fn record_round_trip() {
         let mut buf = Vec::new();
         encode_record(&pattern(), &mut buf).unwrap();
-        assert_eq!(decode_record(&buf).unwrap(), pattern());
+        let row = crate::format::f32_bytes::to_le_bytes(&pattern().embedding);
+        assert_eq!(decode_record(&buf, &row).unwrap(), pattern());
     }
 
     #[test]
@@ -110,9 +149,9 @@ mod tests {
         encode_record(&pattern(), &mut buf).unwrap();
         let mut longer = buf.clone();
         longer.push(0xc0);
-        assert_eq!(decode_record(&longer).unwrap_err().code(), "CACHE_CORRUPT");
+        assert_eq!(decode_record(&longer, &[]).unwrap_err().code(), "CACHE_CORRUPT");
         for cut in 0..buf.len() {
-            assert!(decode_record(&buf[..cut]).is_err(), "cut at {cut}");
+            assert!(decode_record(&buf[..cut], &[]).is_err(), "cut at {cut}");
         }
     }
 
@@ -127,7 +166,7 @@ mod tests {
         ] {
             assert!(decode_configs(&bytes).is_err());
             assert!(decode_indexes(&bytes, 10).is_err());
-            assert!(decode_record(&bytes).is_err());
+            assert!(decode_record(&bytes, &[]).is_err());
         }
     }
 
@@ -138,6 +177,6 @@ mod tests {
         bytes.push(0xc0);
         assert!(decode_indexes(&bytes, 10).is_err());
         assert!(decode_configs(&bytes).is_err());
-        assert!(decode_record(&bytes).is_err());
+        assert!(decode_record(&bytes, &[]).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The fixed 384-byte header: identity, version, provenance, section table,
+//! The fixed 512-byte header: identity, version, provenance, section table,
 //! and a SHA-256 over all of it.
 
 use sha2::{Digest, Sha256};
@@ -6,15 +6,15 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 8] = *b"\x89PCACHE\n";
-pub const HEADER_LEN: usize = 384;
+pub const HEADER_LEN: usize = 512;
 /// Bytes covered by the header's own checksum (everything before it).
 const HEADER_HASHED: usize = HEADER_LEN - 32;
 const PRODUCER_LEN: usize = 32;
-const SECTION_COUNT: usize = 5;
+const SECTION_COUNT: usize = 7;
 const SECTION_TABLE_AT: usize = 88;
 const SECTION_ENTRY_LEN: usize = 48;
-const SOURCE_ID_AT: usize = 328;
-/// Flag bits this reader understands (none in 1.x). A later minor may set a
+const SOURCE_ID_AT: usize = 424;
+/// Flag bits this reader understands (none in 2.x). A later minor may set a
 /// bit to say "readers that do not know this bit must not use the file".
 const KNOWN_FLAGS: u32 = 0;
 
@@ -28,7 +28,7 @@ pub struct FormatVersion {
 }
 
 pub const FORMAT_VERSION: FormatVersion = FormatVersion {
-    major: 1,
+    major: 2,
     minor: 0,
     patch: 0,
 };
@@ -43,24 +43,29 @@ impl std::fmt::Display for FormatVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionId {
     Records = 0,
-    Directory = 1,
-    Ids = 2,
-    Indexes = 3,
-    Configs = 4,
+    Vectors = 1,
+    Directory = 2,
+    Ids = 3,
+    Indexes = 4,
+    Configs = 5,
+    VectorIndex = 6,
 }
 
 impl SectionId {
     pub const ALL: [SectionId; SECTION_COUNT] = [
         SectionId::Records,
+        SectionId::Vectors,
         SectionId::Directory,
         SectionId::Ids,
         SectionId::Indexes,
         SectionId::Configs,
+        SectionId::VectorIndex,
     ];
 }
 
-/// Where a section is and what it hashes to. The records section's hash is
-/// all zero: each record carries its own hash in the directory.
+/// Where a section is and what it hashes to. The records and vectors
+/// sections' hashes are all zero: each record carries its own hash in the
+/// directory, and each block of vector rows in the vector index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Section {
     pub offset: u64,
@@ -110,7 +115,7 @@ impl Header {
         b[64..72].copy_from_slice(&self.pattern_count.to_le_bytes());
         b[72..80].copy_from_slice(&self.config_count.to_le_bytes());
         b[80..84].copy_from_slice(&self.embedding_dim.to_le_bytes());
-        // 84..88: flags, zero in 1.0
+        // 84..88: flags, zero in 2.0
         for (i, s) in self.sections.iter().enumerate() {
             let at = SECTION_TABLE_AT + i * SECTION_ENTRY_LEN;
             b[at..at + 8].copy_from_slice(&s.offset.to_le_bytes());
@@ -118,7 +123,7 @@ impl Header {
             b[at + 16..at + 48].copy_from_slice(&s.sha256);
         }
         b[SOURCE_ID_AT..SOURCE_ID_AT + 16].copy_from_slice(&self.source_id);
-        // 344..352 reserved, zero
+        // 440..480 reserved, zero
         let digest = Sha256::digest(&b[..HEADER_HASHED]);
         b[HEADER_HASHED..].copy_from_slice(&digest);
         b
@@ -280,11 +285,11 @@ mod tests {
         bad[0] ^= 1;
         assert_eq!(Header::decode(&bad).unwrap_err().code(), "CACHE_CORRUPT");
         let mut other = h.clone();
-        other.version.major = 2;
+        other.version.major = 1;
         let mut f2 = other.encode().to_vec();
         f2.resize(len as usize, 0);
         assert_eq!(Header::decode(&f2).unwrap_err().code(), "CACHE_INCOMPATIBLE");
-        for at in [20, 60, 100, 300, 360] {
+        for at in [20, 60, 100, 300, 430, 470] {
             let mut flipped = file.clone();
             flipped[at] ^= 0x10;
             assert_eq!(

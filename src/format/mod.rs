@@ -5,19 +5,22 @@
 //! Layout (all integers little-endian):
 //!
 //! ```text
-//! [header 384 B][RECORDS][DIRECTORY][IDS][INDEXES][CONFIGS]
+//! [header 512 B][RECORDS][VECTORS][DIRECTORY][IDS][INDEXES][CONFIGS][VECTOR_INDEX]
 //! ```
 //!
 //! Records come first so a build can stream them to disk; the header is
 //! written last, at offset 0, once every section's offset and hash is known.
 //! A reader verifies the header and the small sections (directory, ids,
-//! indexes, configs) when it opens a file, and each record's own SHA-256 the
-//! first time that record is read, so opening does not hash the whole file.
+//! indexes, configs, vector index) when it opens a file, each record's own
+//! SHA-256 (over the record and its vector row) the first time that record
+//! is read, and each block of vector rows the first time a scan reads it, so
+//! opening does not hash the whole file.
 
 pub mod codec;
 pub mod header;
 pub mod reader;
 pub mod record;
+pub mod vectors;
 pub mod writer;
 
 pub use header::{FormatVersion, Header, SectionId, FORMAT_VERSION, HEADER_LEN, MAGIC};

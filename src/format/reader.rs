@@ -1,10 +1,11 @@
 //! A validated, read-only view of a cache file held in memory or mapped.
 //!
 //! `CacheView::open` checks the header, the hashes of the directory, ids,
-//! indexes and configs sections, and every structural invariant a lookup
-//! relies on. Record bytes are hashed the first time each record is read:
-//! no byte of a record is decoded, let alone returned, before its SHA-256
-//! matched the directory.
+//! indexes, configs and vector index sections, and every structural
+//! invariant a lookup relies on. Record bytes (with their vector row) are
+//! hashed the first time each record is read, and blocks of vector rows the
+//! first time a scan reads them: no byte is decoded, let alone returned,
+//! before its SHA-256 matched.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::codec;
 use super::header::{u64_at, Header, SectionId};
 use super::record::{self, PatternRef};
+use super::vectors::VectorsView;
 use super::DIR_ENTRY_LEN;
 use crate::error::{Error, Result};
 use crate::index::{intersect, Indexes};
@@ -41,6 +43,7 @@ pub struct CacheView {
     header: Header,
     indexes: Indexes,
     configs: HashMap<String, AgentConfig>,
+    vectors: VectorsView,
     /// One bit per record: its hash has been checked.
     verified: Vec<AtomicU64>,
     /// Id -> ordinal, built at open: a lookup touches a few cache lines
@@ -109,6 +112,7 @@ impl CacheView {
             SectionId::Ids,
             SectionId::Indexes,
             SectionId::Configs,
+            SectionId::VectorIndex,
         ] {
             let s = header.section(id);
             let data = &bytes[s.offset as usize..(s.offset + s.len) as usize];
@@ -127,12 +131,21 @@ impl CacheView {
             ));
         }
         let configs = config_list.into_iter().map(|c| (c.agent_id.clone(), c)).collect();
+        let span = |id: SectionId| (header.section(id).offset, header.section(id).len);
+        let vectors = VectorsView::open(
+            bytes,
+            header.embedding_dim as usize,
+            usize::try_from(count).map_err(|_| Error::CacheCorrupt("pattern count out of range".into()))?,
+            span(SectionId::Vectors),
+            span(SectionId::VectorIndex),
+        )?;
         let words = count.div_ceil(64) as usize;
         let mut view = CacheView {
             backing,
             header,
             indexes,
             configs,
+            vectors,
             verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
             by_id: IdTable::default(),
         };
@@ -258,15 +271,19 @@ impl CacheView {
         let e = self.entry(ordinal);
         let records = section(self.backing.bytes(), &self.header, SectionId::Records);
         let bytes = &records[e.rec_off as usize..(e.rec_off + e.rec_len) as usize];
+        let row = self.vectors.row_le(self.backing.bytes(), ordinal);
         let (word, bit) = ((ordinal / 64) as usize, 1u64 << (ordinal % 64));
         if self.verified[word].load(Ordering::Acquire) & bit == 0 {
-            if Sha256::digest(bytes).as_slice() != e.sha256 {
+            let mut hash = Sha256::new();
+            hash.update(bytes);
+            hash.update(row);
+            if hash.finalize().as_slice() != e.sha256 {
                 return Err(Error::CacheCorrupt(format!("record {ordinal} checksum mismatch")));
             }
             self.verified[word].fetch_or(bit, Ordering::Release);
         }
-        let p = record::decode_ref(bytes)?;
-        if p.id.as_bytes() != self.id_bytes(&e) || p.embedding.len() != self.header.embedding_dim as usize {
+        let p = record::decode_ref(bytes, row)?;
+        if p.id.as_bytes() != self.id_bytes(&e) {
             return Err(Error::CacheCorrupt(format!(
                 "record {ordinal} disagrees with the directory"
             )));
@@ -313,12 +330,31 @@ impl CacheView {
         self.configs.get(agent_id).cloned()
     }
 
-    /// Checks every record's hash and decoding: a full integrity check.
+    /// Checks every record's hash and decoding and every vector block: a
+    /// full integrity check.
     pub fn verify_all(&self) -> Result<()> {
         for o in 0..self.len() {
             self.record(o)?;
         }
+        for b in 0..self.vectors.layout.blocks() {
+            self.vectors.verify_block(self.backing.bytes(), b)?;
+        }
         Ok(())
+    }
+
+    /// The vectors section and its index.
+    pub fn vectors(&self) -> &VectorsView {
+        &self.vectors
+    }
+
+    /// The file's bytes (what the vectors view's offsets point into).
+    pub fn bytes(&self) -> &[u8] {
+        self.backing.bytes()
+    }
+
+    /// The domain/type/framework index lists.
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
     }
 }
 

@@ -4,8 +4,11 @@
 //! Records are the hot path (every cache hit decodes one), so they are read
 //! by a small hand-written parser that borrows strings and the embedding
 //! straight from the mapped file, accepts exactly the canonical encoding the
-//! writer produces (rmp-serde: a 14-element array), checks every length
+//! writer produces (rmp-serde: a 13-element array), checks every length
 //! against the input before using it, and rejects trailing bytes.
+//!
+//! The embedding is not in the record: it is a row of the vectors section
+//! (`format::vectors`), which the reader attaches to the decoded record.
 
 use crate::error::{Error, Result};
 use crate::model::{Pattern, Verdict};
@@ -110,7 +113,7 @@ impl Pattern {
     }
 }
 
-const FIELDS: u8 = 14;
+const FIELDS: u8 = 13;
 const NIL: u8 = 0xc0;
 
 /// A cursor over one record's bytes.
@@ -160,16 +163,6 @@ impl<'a> Input<'a> {
         std::str::from_utf8(self.take(len)?).map_err(|_| bad("a string is not UTF-8"))
     }
 
-    fn bin(&mut self) -> Result<&'a [u8]> {
-        let len = match self.byte()? {
-            0xc4 => self.be(1)? as usize,
-            0xc5 => self.be(2)? as usize,
-            0xc6 => self.be(4)? as usize,
-            _ => return Err(bad("expected bytes")),
-        };
-        self.take(len)
-    }
-
     fn int(&mut self) -> Result<i64> {
         let m = self.byte()?;
         Ok(match m {
@@ -211,11 +204,6 @@ pub fn encode_ref(p: &PatternRef<'_>, out: &mut Vec<u8>) {
     for s in [p.id, p.pattern_type, p.domain, p.framework, p.content] {
         put_str(out, s);
     }
-    let len = p.embedding.len() * 4;
-    put_len(out, len, [0xc4, 0xc5, 0xc6]);
-    let at = out.len();
-    out.resize(at + len, 0);
-    p.embedding.write_le(&mut out[at..]);
     put_opt(out, p.coverage, put_f64);
     put_opt(out, p.flakiness_score, put_f64);
     put_str(out, p.verdict.as_str());
@@ -293,19 +281,19 @@ fn put_opt<T>(out: &mut Vec<u8>, v: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)
     }
 }
 
-/// Decodes one record that fills `bytes` exactly, borrowing from it.
-pub fn decode_ref(bytes: &[u8]) -> Result<PatternRef<'_>> {
+/// Decodes one record that fills `bytes` exactly, borrowing from it, with
+/// `embedding` (little-endian f32 bytes: its row of the vectors section).
+pub fn decode_ref<'a>(bytes: &'a [u8], embedding: &'a [u8]) -> Result<PatternRef<'a>> {
     let mut r = Input(bytes);
     if r.byte()? != 0x90 | FIELDS {
-        return Err(bad("not a 14-field array"));
+        return Err(bad("not a 13-field array"));
     }
     let id = r.str()?;
     let pattern_type = r.str()?;
     let domain = r.str()?;
     let framework = r.str()?;
     let content = r.str()?;
-    let embedding = r.bin()?;
-    if embedding.len() % 4 != 0 {
+    if !embedding.len().is_multiple_of(4) {
         return Err(bad("embedding length is not a multiple of 4"));
     }
     let coverage = r.opt(Input::f64)?;
@@ -416,7 +404,8 @@ mod tests {
         #[test]
         fn decodes_what_the_writer_writes(p in arb_pattern()) {
             let bytes = encode(&p);
-            prop_assert_eq!(decode_ref(&bytes).unwrap().to_owned(), p.clone());
+            let row = super::super::f32_bytes::to_le_bytes(&p.embedding);
+            prop_assert_eq!(decode_ref(&bytes, &row).unwrap().to_owned(), p.clone());
             prop_assert_eq!(p.as_ref().to_owned(), p);
         }
 
@@ -433,16 +422,16 @@ mod tests {
         fn truncated_or_extended_records_are_rejected(p in arb_pattern(), cut in any::<prop::sample::Index>()) {
             let bytes = encode(&p);
             let at = cut.index(bytes.len());
-            prop_assert!(decode_ref(&bytes[..at]).is_err());
+            prop_assert!(decode_ref(&bytes[..at], &[]).is_err());
             let mut longer = bytes.clone();
             longer.push(0);
-            prop_assert!(decode_ref(&longer).is_err());
+            prop_assert!(decode_ref(&longer, &[]).is_err());
         }
 
         /// Arbitrary bytes never panic.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode_ref(&bytes);
+            let _ = decode_ref(&bytes, &[]);
         }
     }
 }
