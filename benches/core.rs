@@ -54,12 +54,19 @@ impl Backing for Shared {
 
 fn benches(c: &mut Criterion) {
     let mut record = Vec::new();
-    pattern_cache::format::record::encode_ref(&pattern(7).as_ref(), &mut record);
-    c.bench_function("record: decode_ref (768-dim)", |b| {
-        b.iter(|| decode_ref(std::hint::black_box(&record)))
+    let p = pattern(7);
+    pattern_cache::format::record::encode_ref(&p.as_ref(), &mut record);
+    let row = pattern_cache::format::f32_bytes::to_le_bytes(&p.embedding);
+    c.bench_function("record: decode_ref (768-dim row beside it)", |b| {
+        b.iter(|| decode_ref(std::hint::black_box(&record), std::hint::black_box(&row)))
     });
-    c.bench_function("record: SHA-256 verify (768-dim)", |b| {
-        b.iter(|| Sha256::digest(std::hint::black_box(&record)))
+    c.bench_function("record: SHA-256 verify (record and 768-dim row)", |b| {
+        b.iter(|| {
+            let mut h = Sha256::new();
+            h.update(std::hint::black_box(&record));
+            h.update(std::hint::black_box(&row));
+            h.finalize()
+        })
     });
 
     let bytes = std::sync::Arc::new(file(10_000));

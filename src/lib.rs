@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod scheduler;
+pub mod search;
 pub mod validate;
 
 #[cfg(feature = "napi")]

@@ -27,6 +27,7 @@ use crate::model::{
 };
 use crate::overlay::{Overlay, Tier1};
 use crate::scheduler::{Rebuild, Scheduler};
+use crate::search::{self, SearchQuery};
 use crate::validate;
 
 /// Receives events from whichever thread they happen on.
@@ -223,6 +224,27 @@ impl PatternCache {
     pub fn query(&self, filter: &PatternFilter) -> Result<Vec<Pattern>> {
         validate::filter(filter)?;
         self.inner()?.serve(|t| t.query(filter), |c| queries::query(c, filter))
+    }
+
+    /// The patterns most similar to the query, best first, with their
+    /// scores (`search`): from tier 1 (amended) when it can answer, else SQLite.
+    pub fn search_similar(&self, query: &SearchQuery) -> Result<Vec<(Pattern, f64)>> {
+        self.inner()?.serve(
+            |t| {
+                Ok(search::on_tier1(t, query)?
+                    .into_iter()
+                    .map(|(p, s)| (p.to_owned(), s))
+                    .collect())
+            },
+            |c| search::on_sqlite(c, query),
+        )
+    }
+
+    /// One pass reading the vectors section of the file in use (the floor a
+    /// search is measured against); `None` without a file.
+    pub fn scan_floor(&self) -> Result<Option<u64>> {
+        let view = self.inner()?.view.load_full();
+        Ok(view.map(|v| search::kernel::read_floor(v.vectors().rows(v.bytes()))))
     }
 
     pub fn load_agent_config(&self, agent_id: &str) -> Result<Option<AgentConfig>> {

@@ -137,8 +137,9 @@ pub fn by_index(conn: &Connection, kind: IndexKind, name: &str) -> Result<Vec<Pa
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> {
-    let mut sql = format!("SELECT {PATTERN_COLUMNS} FROM patterns WHERE 1");
+/// `WHERE ...` matching every field the filter gives, and its arguments.
+fn filter_clause(filter: &PatternFilter) -> (String, Vec<&str>) {
+    let mut sql = String::from(" WHERE 1");
     let mut args: Vec<&str> = Vec::new();
     for (kind, value) in [
         (IndexKind::Domain, &filter.domain),
@@ -150,6 +151,12 @@ pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> 
             sql.push_str(&format!(" AND {} = ?{}", kind.column(), args.len()));
         }
     }
+    (sql, args)
+}
+
+pub fn query(conn: &Connection, filter: &PatternFilter) -> Result<Vec<Pattern>> {
+    let (clause, args) = filter_clause(filter);
+    let mut sql = format!("SELECT {PATTERN_COLUMNS} FROM patterns{clause}");
     sql.push_str(" ORDER BY id");
     let limit = filter.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)).unwrap_or(-1);
     sql.push_str(&format!(" LIMIT {limit}"));
@@ -190,6 +197,24 @@ pub fn for_each_pattern_ref(conn: &Connection, mut each: impl FnMut(&PatternRef<
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         each(&pattern_ref(r)?)?;
+    }
+    Ok(())
+}
+
+/// The id and embedding (little-endian f32 bytes) of every pattern that
+/// matches the filter's fields, borrowed from SQLite's row buffers (a search).
+pub fn for_each_embedding(
+    conn: &Connection,
+    filter: &PatternFilter,
+    mut each: impl FnMut(&str, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let (clause, args) = filter_clause(filter);
+    let mut stmt = conn.prepare_cached(&format!("SELECT id, embedding FROM patterns{clause}"))?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let id = r.get_ref(0)?.as_str().map_err(|e| conversion(0, e))?;
+        let blob = r.get_ref(1)?.as_blob().map_err(|e| conversion(1, e))?;
+        each(id, blob)?;
     }
     Ok(())
 }
