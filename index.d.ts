@@ -1,7 +1,7 @@
 // pattern-cache: a two-tier store for test patterns.
 // Tier 1 is a memory-mapped MessagePack cache file; tier 2 is SQLite, the
 // source of truth. This file is the package's public surface; it satisfies
-// the contract in __test__/contract.d.ts (checked by __test__/contract.test-d.ts).
+// the contract in __test__/contract/ (checked by __test__/contract.test-d.ts).
 
 /** The outcome a pattern last had. */
 export type Verdict = 'success' | 'failure' | 'flaky' | 'unknown'
@@ -203,6 +203,35 @@ export type ErrorCode =
   | 'CACHE_UNAVAILABLE'
   | 'INTERNAL'
 
+/** How `searchSimilar` compares embeddings. */
+export type SimilarityMetric = 'cosine' | 'dot' | 'euclidean'
+
+/** `searchSimilar`'s options: IPatternStore's PatternSearchOptions. */
+export interface PatternSearchOptions {
+  /** Most results: an integer 1..1000. Default 10. */
+  k?: number
+  /** cosine, dot: only results scoring >= threshold; euclidean: only results at distance <= threshold. */
+  threshold?: number
+  /** Only patterns of this domain (the filter applies before ranking). */
+  domain?: string
+  /** Only patterns of this type. */
+  type?: string
+  /** Only patterns of this framework. */
+  framework?: string
+  /** Default 'cosine'. */
+  metric?: SimilarityMetric
+  /** Maximal marginal relevance: trade some relevance for diversity among the k results. Default false. */
+  useMMR?: boolean
+  /** 0..1, default 0.5: the weight of relevance against diversity under useMMR. */
+  mmrLambda?: number
+}
+
+export interface PatternSearchResult {
+  pattern: StoredPattern
+  /** The cosine similarity, the dot product, or the Euclidean distance to the query, as the metric says. */
+  score: number
+}
+
 /** Every error this package rejects or throws with has a `code`. */
 export interface PatternCacheErrorLike extends Error {
   code: ErrorCode
@@ -240,6 +269,22 @@ export declare class PatternCache {
   loadPatternsByFramework(framework: string): Promise<StoredPattern[]>
   /** Patterns matching every field given (an intersection of the indexes), ordered by id. */
   query(filter: PatternFilter): Promise<StoredPattern[]>
+
+  /**
+   * The k patterns most similar to `embedding` among those matching every filter field given.
+   * Exact: every matching pattern is scored (the filter applies before ranking), so k results
+   * come back whenever k patterns match and pass the threshold. Best first (highest similarity,
+   * or smallest distance); ties by id (byte order). A stored zero embedding has cosine
+   * similarity 0 with everything. Scores are float64 (the float32 scan's survivors rescored).
+   * useMMR: from the 3k best matches, picks greedily, k times, the pattern maximizing
+   *   mmrLambda * cos(query, p) - (1 - mmrLambda) * max over already picked q of cos(p, q)
+   * (the second term is 0 for the first pick; ties by id); each result's score is still the
+   * metric's; the order is the picking order.
+   * Sees this instance's writes at once and other processes' within checkInterval, on either tier.
+   * @throws INVALID_ARGUMENT: another dimension than the database's, a non-finite value, a zero
+   * vector under 'cosine', k or mmrLambda out of range, an unknown metric. An empty database gives [].
+   */
+  searchSimilar(embedding: Float32Array | number[], options?: PatternSearchOptions): Promise<PatternSearchResult[]>
 
   /**
    * Inserts or replaces a pattern. Writes go to SQLite in one transaction; a later read in this

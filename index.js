@@ -100,6 +100,39 @@ function checkOptional(code, what, v, type) {
   }
 }
 
+function toSearchVector(embedding) {
+  const code = 'INVALID_ARGUMENT'
+  if (Array.isArray(embedding)) {
+    for (let i = 0; i < embedding.length; i++) {
+      const x = embedding[i]
+      if (typeof x !== 'number') fail(code, `searchSimilar: embedding[${i}] must be a number, got ${describe(x)}`)
+      // Checked before the float32 conversion, which would turn 1e39 into Infinity.
+      if (!Number.isFinite(x) || Math.abs(x) > 3.4028234663852886e38) {
+        fail(code, `searchSimilar: embedding[${i}] is ${x}, not a finite float32`)
+      }
+    }
+    return Float32Array.from(embedding)
+  }
+  if (!(embedding instanceof Float32Array)) {
+    fail(code, `searchSimilar: embedding must be a Float32Array or number[], got ${describe(embedding)}`)
+  }
+  return embedding
+}
+
+const SEARCH_OPTIONS = { k: 'number', threshold: 'number', domain: 'string', type: 'string', framework: 'string', metric: 'string', useMMR: 'boolean', mmrLambda: 'number' }
+
+function toSearchOptions(options) {
+  const code = 'INVALID_ARGUMENT'
+  if (isAbsent(options)) return {}
+  if (!isPlainObject(options)) fail(code, `searchSimilar: options must be an object, got ${describe(options)}`)
+  const out = {}
+  for (const [key, type] of Object.entries(SEARCH_OPTIONS)) {
+    checkOptional(code, `searchSimilar: options.${key}`, options[key], type)
+    if (!isAbsent(options[key])) out[key] = options[key]
+  }
+  return out
+}
+
 function toNativePattern(p, index) {
   const code = 'INVALID_PATTERN'
   const at = index === undefined ? 'pattern' : `patterns[${index}]`
@@ -311,6 +344,31 @@ class PatternCache {
       limit: filter.limit ?? undefined,
     }
     return this.#query(clean, () => this.#native.query(clean))
+  }
+
+  /**
+   * The k patterns most similar to `embedding`, best first, exact and
+   * filtered before ranking (see index.d.ts). The scan runs on the thread pool.
+   */
+  searchSimilar(embedding, options) {
+    let vector
+    let opts
+    try {
+      vector = toSearchVector(embedding)
+      opts = toSearchOptions(options)
+    } catch (e) {
+      return reject(e)
+    }
+    return this.#native.searchSimilar(vector, opts).then(([patterns, scores]) => {
+      const results = new Array(patterns.length)
+      for (let i = 0; i < patterns.length; i++) results[i] = { pattern: patterns[i], score: scores[i] }
+      return results
+    })
+  }
+
+  /** Benchmark hook: one pass over the mapped vectors section on this thread (the floor a search is measured against). */
+  [Symbol.for('pattern-cache.scanFloor')]() {
+    return this.#native.scanFloor()
   }
 
   storePattern(pattern) {

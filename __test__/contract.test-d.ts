@@ -1,8 +1,10 @@
 // Type test: the package's index.d.ts offers at least the contract
-// (__test__/contract.d.ts, a copy of shared/contract/pattern-cache.d.ts).
+// (__test__/contract/, a copy of shared/contract/: pattern-cache.d.ts and the
+// additions of the issues that have landed).
 // `tsc -p __test__` fails when any export stops being assignable.
 import * as impl from '../index'
-import type * as contract from './contract'
+import type * as contract from './contract/pattern-cache'
+import type * as search from './contract/additions/search'
 
 // The whole module, value side: every exported value is assignable.
 type ContractValues = { PatternCache: typeof contract.PatternCache }
@@ -11,6 +13,7 @@ export const values: ContractValues = impl
 // Instances, both directions where the contract is the caller's view.
 export declare const instance: impl.PatternCache
 export const asContract: contract.PatternCache = instance
+export const asSearch: search.PatternCacheSearch = instance
 
 // Every exported type is assignable to its contract counterpart.
 type Assignable<A, B> = [A] extends [B] ? true : false
@@ -32,6 +35,10 @@ export type Types = [
   Check<Assignable<impl.CacheBuildResult, contract.CacheBuildResult>>,
   Check<Assignable<contract.PatternFilter, impl.PatternFilter>>,
   Check<Assignable<typeof impl.PatternCache.open, typeof contract.PatternCache.open>>,
+  Check<Assignable<impl.SimilarityMetric, search.SimilarityMetric>>,
+  Check<Assignable<search.SimilarityMetric, impl.SimilarityMetric>>,
+  Check<Assignable<search.PatternSearchOptions, impl.PatternSearchOptions>>,
+  Check<Assignable<impl.PatternSearchResult, search.PatternSearchResult>>,
 ]
 
 // A caller written against the contract compiles against the package.
@@ -43,4 +50,12 @@ export async function usesTheContract(open: typeof contract.PatternCache.open): 
   const built: contract.CacheBuildResult = await cache.rebuildCache()
   await cache[Symbol.asyncDispose]()
   return (p?.embedding.length ?? 0) + built.patternCount + cache.getMetrics().cacheHits
+}
+
+// A search written against the search addition compiles against the package.
+export async function searchesAsTheContractSays(cache: impl.PatternCache): Promise<number> {
+  const options: search.PatternSearchOptions = { k: 5, domain: 'd', type: 't', framework: 'f', metric: 'dot', useMMR: true, mmrLambda: 0.3, threshold: 0.1 }
+  const hits: search.PatternSearchResult[] = await cache.searchSimilar(new Float32Array(4), options)
+  const more: search.PatternSearchResult[] = await cache.searchSimilar([1, 0, 0, 0])
+  return (hits[0]?.score ?? 0) + more.length + (hits[0]?.pattern.embedding.length ?? 0)
 }

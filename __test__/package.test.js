@@ -98,7 +98,7 @@ test('the main tarball holds the JavaScript, types and CLI, and no binary; the p
 test('the installed types pass tsc --strict: the shared contract and a caller using every method', { skip }, () => {
   const { project } = setup
   // The contract type test, pointed at the installed package.
-  fs.copyFileSync(path.join(__dirname, 'contract.d.ts'), path.join(project, 'contract.d.ts'))
+  fs.cpSync(path.join(__dirname, 'contract'), path.join(project, 'contract'), { recursive: true })
   const contractTest = fs.readFileSync(path.join(__dirname, 'contract.test-d.ts'), 'utf8')
   assert.match(contractTest, /from '\.\.\/index'/)
   fs.writeFileSync(path.join(project, 'contract.test-d.ts'), contractTest.replace("from '../index'", "from 'pattern-cache'"))

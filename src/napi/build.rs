@@ -176,6 +176,14 @@ impl Builder {
         Ok(array)
     }
 
+    /// Search hits as `[patterns, scores]` (index.js pairs them up).
+    pub fn search_results(&self, hits: &[(crate::Pattern, f64)]) -> Result<sys::napi_value> {
+        let refs: Vec<PatternRef<'_>> = hits.iter().map(|(p, _)| p.as_ref()).collect();
+        let patterns = self.patterns(&refs)?;
+        let scores = self.array(hits.iter().map(|(_, s)| self.number(*s)))?;
+        self.array([Ok(patterns), Ok(scores)].into_iter())
+    }
+
     pub fn null(&self) -> Result<sys::napi_value> {
         let mut v = ptr::null_mut();
         check_status!(unsafe { sys::napi_get_null(self.env, &mut v) })?;

@@ -108,6 +108,36 @@ impl JsPatternFilter {
     }
 }
 
+/// `searchSimilar`'s options; index.js has checked their types.
+#[napi(object)]
+pub struct JsSearchOptions {
+    pub k: Option<f64>,
+    pub threshold: Option<f64>,
+    pub domain: Option<String>,
+    #[napi(js_name = "type")]
+    pub pattern_type: Option<String>,
+    pub framework: Option<String>,
+    pub metric: Option<String>,
+    #[napi(js_name = "useMMR")]
+    pub use_mmr: Option<bool>,
+    pub mmr_lambda: Option<f64>,
+}
+
+impl JsSearchOptions {
+    pub fn into_core(self) -> crate::search::SearchInput {
+        crate::search::SearchInput {
+            k: self.k,
+            threshold: self.threshold,
+            domain: self.domain,
+            pattern_type: self.pattern_type,
+            framework: self.framework,
+            metric: self.metric,
+            use_mmr: self.use_mmr,
+            mmr_lambda: self.mmr_lambda,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct JsAgentConfig {
     pub agent_id: String,

@@ -323,6 +323,31 @@ impl NativePatternCache {
         self.run_patterns(move |c| c.query(&filter?), |b, ps| build_patterns(b, ps))
     }
 
+    /// The most similar patterns, best first, as `[patterns, scores]`;
+    /// scanned on the thread pool.
+    #[napi(ts_return_type = "Promise<[StoredPattern[], number[]]>")]
+    pub fn search_similar(
+        &self,
+        embedding: Float32Array,
+        options: Option<JsSearchOptions>,
+    ) -> AsyncTask<Job<Vec<(crate::Pattern, f64)>, RawJs>> {
+        let vector = embedding.to_vec();
+        let input = options.map(JsSearchOptions::into_core).unwrap_or_default();
+        self.run_patterns(
+            move |c| c.search_similar(&crate::search::SearchQuery::new(vector, &input)?),
+            |b, hits| b.search_results(hits),
+        )
+    }
+
+    /// One pass reading the mapped vectors section on this thread: the floor
+    /// a search is measured against (benchmark only). `null` without a file.
+    #[napi]
+    pub fn scan_floor(&self, env: Env) -> napi::Result<Option<f64>> {
+        guarded(|| self.core.scan_floor())
+            .map(|sum| sum.map(|s| (s % (1 << 52)) as f64))
+            .map_err(|e| js_error(&env, &e))
+    }
+
     #[napi(ts_return_type = "Promise<void>")]
     pub fn store_patterns(&self, patterns: Vec<JsTestPattern>) -> AsyncTask<Job<(), ()>> {
         let inputs: Vec<_> = patterns.into_iter().map(JsTestPattern::into_core).collect();
