@@ -31,6 +31,16 @@ export declare class NativePatternCache {
   /** `kind` is "domain", "type" or "framework". */
   loadBy(kind: string, name: string): Promise<StoredPattern[]>
   query(filter: JsPatternFilter): Promise<StoredPattern[]>
+  /**
+   * The most similar patterns, best first, as `[patterns, scores]`;
+   * scanned on the thread pool.
+   */
+  searchSimilar(embedding: Float32Array, options?: JsSearchOptions | undefined | null): Promise<[StoredPattern[], number[]]>
+  /**
+   * One pass reading the mapped vectors section on this thread: the floor
+   * a search is measured against (benchmark only). `null` without a file.
+   */
+  scanFloor(): number | null
   storePatterns(patterns: Array<JsTestPattern>): Promise<void>
   deletePattern(id: string): Promise<boolean>
   loadAgentConfig(agentId: string): Promise<AgentConfigEntry | null>
@@ -130,6 +140,18 @@ export interface JsPatternFilter {
   type?: string
   framework?: string
   limit?: number
+}
+
+/** `searchSimilar`'s options; index.js has checked their types. */
+export interface JsSearchOptions {
+  k?: number
+  threshold?: number
+  domain?: string
+  type?: string
+  framework?: string
+  metric?: string
+  useMMR?: boolean
+  mmrLambda?: number
 }
 
 /**

@@ -24,7 +24,7 @@ async function setup(/** @type {string} */ name) {
   await cache.shutdown()
   const model = new Model()
   model.store(patterns)
-  return { dbPath, cachePath: path.join(dir, 'patterns.v1.pcache'), model }
+  return { dbPath, cachePath: path.join(dir, 'patterns.v2.pcache'), model }
 }
 
 /** Opens with an event log; resolves the events seen up to the first rebuild end. */
@@ -136,7 +136,7 @@ test('an unwritable cache location: every read still correct, the reason in the 
 test('the previous file is kept as .bak and no temp file is left', async () => {
   const { dbPath, cachePath } = await setup('bak')
   const dir = path.dirname(cachePath)
-  fs.writeFileSync(path.join(dir, 'patterns.v1.pcache.tmp-crashed'), 'left by a writer that died')
+  fs.writeFileSync(path.join(dir, 'patterns.v2.pcache.tmp-crashed'), 'left by a writer that died')
   const cache = await PatternCache.open({ dbPath })
   const before = fs.readFileSync(cachePath)
   await cache.rebuildCache()

@@ -22,7 +22,7 @@ test('defaults: .pattern-cache/patterns.db under the current directory, the cach
   execFileSync(process.execPath, ['-e', script], { cwd: dir })
   const files = fs.readdirSync(path.join(dir, '.pattern-cache')).sort()
   assert.ok(files.includes('patterns.db'), files.join())
-  assert.ok(files.includes('patterns.v1.pcache'), files.join())
+  assert.ok(files.includes('patterns.v2.pcache'), files.join())
 })
 
 test('stored patterns come back with defaults filled; createdAt kept on re-store', async () => {

@@ -131,7 +131,7 @@ async function main() {
   const ids = all.map((p) => p.id)
   const m0 = cache.getMetrics()
   console.log(`\ndatabase: .pattern-cache/patterns.db (${m0.patternCount} patterns${seeded ? ', seeded now' : ''})`)
-  console.log(`cache:    .pattern-cache/patterns.v1.pcache (${(m0.cacheFileSize / 1e6).toFixed(1)} MB), tier in use: ${m0.tier}`)
+  console.log(`cache:    .pattern-cache/patterns.v2.pcache (${(m0.cacheFileSize / 1e6).toFixed(1)} MB), tier in use: ${m0.tier}`)
 
   const sample = await cache.loadPattern(ids[42])
   console.log(`\nsample pattern ${sample.id}: ${sample.framework} ${sample.type} test, verdict ${sample.verdict}, coverage ${sample.coverage}, ${sample.embedding.length}-dim Float32Array embedding`)

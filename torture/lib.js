@@ -262,7 +262,7 @@ function tempFiles(cachePath) {
 
 /** The cache file's default path for a database. @param {string} dbPath */
 function defaultCachePath(dbPath) {
-  return path.join(path.dirname(dbPath), 'patterns.v1.pcache')
+  return path.join(path.dirname(dbPath), 'patterns.v2.pcache')
 }
 
 /** @param {unknown} e @returns {string} */
