@@ -52,11 +52,19 @@ impl<T> Collector<T> {
         }
     }
 
+    /// Rounding slack around the threshold (0 when there is none: -inf).
+    fn slack(&self) -> f64 {
+        if self.threshold_key.is_finite() {
+            self.threshold_key.abs() * 1e-12
+        } else {
+            0.0
+        }
+    }
+
     /// The least upper bound a row needs to stay in the running.
     #[inline]
     fn bar(&self) -> f64 {
-        let slack = self.threshold_key.abs() * 1e-12;
-        let t = self.threshold_key - slack;
+        let t = self.threshold_key - self.slack();
         match self.lows.peek() {
             Some(Reverse(Key(low))) if self.lows.len() >= self.k => low.max(t),
             _ => t,
@@ -71,7 +79,7 @@ impl<T> Collector<T> {
             return;
         }
         let lower = key - eps;
-        if lower >= self.threshold_key + self.threshold_key.abs() * 1e-12 {
+        if lower >= self.threshold_key + self.slack() {
             self.lows.push(Reverse(Key(lower)));
             if self.lows.len() > self.k {
                 self.lows.pop();
@@ -179,6 +187,18 @@ mod tests {
             for &(_, i) in passing.iter().take(k) {
                 prop_assert!(kept.contains(&i), "row {} dropped", i);
             }
+        }
+    }
+
+    #[test]
+    fn keeps_only_rows_near_the_top_k() {
+        for threshold in [f64::NEG_INFINITY, -1e9] {
+            let mut c = Collector::new(10, threshold);
+            for i in 0..100_000u32 {
+                c.offer(f64::from(i % 1000), 0.4, || i);
+            }
+            // The ten best are the 100 rows keyed 999 (ties), nothing else.
+            assert_eq!(c.finish().len(), 100, "threshold {threshold}");
         }
     }
 
