@@ -15,6 +15,7 @@ use std::time::Instant;
 use common::*;
 use pattern_cache::format::reader::Backing;
 use pattern_cache::format::{codec, record, CacheView, Header, HEADER_LEN};
+use pattern_cache::search::{SearchInput, SearchQuery};
 use pattern_cache::{AgentConfig, Pattern, PatternFilter};
 use sha2::{Digest, Sha256};
 
@@ -67,6 +68,17 @@ struct Fixture {
     bytes: Vec<u8>,
     patterns: Vec<Pattern>,
     configs: Vec<AgentConfig>,
+    /// Searches and their answers from the intact file (which tests/search.rs
+    /// checks against a float64 model).
+    searches: Vec<(SearchQuery, Vec<(String, f64)>)>,
+}
+
+fn search_ids(view: &CacheView, q: &SearchQuery) -> pattern_cache::Result<Vec<(String, f64)>> {
+    let t = pattern_cache::overlay::Tier1 { view, overlay: None };
+    Ok(pattern_cache::search::on_tier1(&t, q)?
+        .into_iter()
+        .map(|(p, s)| (p.id.to_owned(), s))
+        .collect())
 }
 
 fn fixture() -> Fixture {
@@ -75,9 +87,31 @@ fn fixture() -> Fixture {
     let configs: Vec<_> = (0..3).map(gen_config).collect();
     fill_db(dir.path(), &inputs, 24, &configs);
     let bytes = build_file(dir.path());
+    let patterns = sqlite_all(&db_path(dir.path()));
+    let view = CacheView::open(Box::new(Bytes(bytes.clone()))).unwrap();
+    let searches = [
+        SearchInput {
+            k: Some(5.0),
+            ..Default::default()
+        },
+        SearchInput {
+            metric: Some("dot".into()),
+            domain: Some(patterns[3].domain.clone()),
+            use_mmr: Some(true),
+            ..Default::default()
+        },
+    ]
+    .into_iter()
+    .map(|input| {
+        let q = SearchQuery::new(patterns[1].embedding.clone(), &input).unwrap();
+        let answer = search_ids(&view, &q).unwrap();
+        (q, answer)
+    })
+    .collect();
     Fixture {
+        searches,
         bytes,
-        patterns: sqlite_all(&db_path(dir.path())),
+        patterns,
         configs: sqlite_configs(&db_path(dir.path())),
     }
 }
@@ -109,6 +143,14 @@ fn judge(f: &Fixture, bytes: Vec<u8>) -> Result<bool, String> {
         Ok(_) => return Err("query: wrong answer".into()),
         Err(e) if e.is_cache_problem() => rejected = true,
         Err(e) => return Err(format!("query: non-cache error {e}")),
+    }
+    for (q, want) in &f.searches {
+        match search_ids(&view, q) {
+            Ok(got) if &got == want => {}
+            Ok(got) => return Err(format!("search: wrong answer {got:?}")),
+            Err(e) if e.is_cache_problem() => rejected = true,
+            Err(e) => return Err(format!("search: non-cache error {e}")),
+        }
     }
     Ok(!rejected)
 }
@@ -173,7 +215,7 @@ fn sweep(mutations: usize) -> Sweep {
             .chain(std::iter::repeat_n(0, n))
             .collect(),
     );
-    for major in [0u16, 2, 0xffff] {
+    for major in [0u16, 1, 3, 0xffff] {
         let mut m = f.bytes.clone();
         m[8..10].copy_from_slice(&major.to_le_bytes());
         try_one(&mut s, m);
@@ -283,6 +325,21 @@ fn forged(records: &[u8], dir_entries: &[u8], ids: &[u8], indexes: &[u8], config
     for part in parts {
         out.extend_from_slice(part);
     }
+    out
+}
+
+/// `file` changed by `edit` (header fields or section bytes), with every
+/// section hash and the header hash made right again.
+fn patched(file: &[u8], edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
+    let mut out = file.to_vec();
+    let mut h = Header::decode(file).unwrap();
+    edit(&mut h, &mut out);
+    for (i, s) in h.sections.iter_mut().enumerate() {
+        if i > 1 {
+            s.sha256 = Sha256::digest(&out[s.offset as usize..(s.offset + s.len) as usize]).into();
+        }
+    }
+    out[..HEADER_LEN].copy_from_slice(&h.encode());
     out
 }
 
@@ -412,6 +469,77 @@ fn hostile_corpus() -> Vec<Case> {
             },
         ),
     ));
+    // A well-formed one-pattern file, then its vector index or header made
+    // hostile under valid hashes: every one must be refused at open.
+    let good = {
+        let p = Pattern {
+            id: "x".into(),
+            pattern_type: "t".into(),
+            domain: "d".into(),
+            framework: "f".into(),
+            content: String::new(),
+            embedding: vec![0.0],
+            coverage: None,
+            flakiness_score: None,
+            verdict: pattern_cache::Verdict::Unknown,
+            created_at: 0,
+            last_used: None,
+            usage_count: 0,
+            success_count: 0,
+            metadata_json: None,
+        };
+        let mut rec = Vec::new();
+        record::encode_ref(&p.as_ref(), &mut rec);
+        let mut ix = Vec::new();
+        let one = vec![("d".to_string(), vec![0u32])];
+        let (t, f) = (vec![("t".to_string(), vec![0u32])], vec![("f".to_string(), vec![0u32])]);
+        codec::encode(&(one, t, f), &mut ix).unwrap();
+        forged(
+            &rec,
+            &dir_entry(0, rec.len() as u32, 0, 1, &rec),
+            b"x",
+            &ix,
+            &empty_configs,
+            1,
+        )
+    };
+    assert!(CacheView::open(Box::new(Bytes(good.clone())))
+        .and_then(|v| v.verify_all().map(|_| v.len()))
+        .is_ok_and(|n| n == 1));
+    let hostile_vectors: [(&'static str, usize, [u8; 4]); 4] = [
+        ("vector index: NaN norm", 8, f32::NAN.to_le_bytes()),
+        ("vector index: stride 0", 0, [0; 4]),
+        ("vector index: block size 0", 4, [0; 4]),
+        ("vector index: stride 4 GiB", 0, [0xff; 4]),
+    ];
+    for (name, at, value) in hostile_vectors {
+        let bytes = patched(&good, |h, file| {
+            let s = h.section(pattern_cache::format::SectionId::VectorIndex);
+            file[s.offset as usize + at..s.offset as usize + at + 4].copy_from_slice(&value);
+        });
+        cases.push((name, Box::new(rejects_view(bytes))));
+    }
+    let wrong_norm = patched(&good, |h, file| {
+        let s = h.section(pattern_cache::format::SectionId::VectorIndex);
+        file[s.offset as usize + 8..s.offset as usize + 12].copy_from_slice(&5.0f32.to_le_bytes());
+    });
+    cases.push((
+        "vector index: a finite norm that disagrees with its row (a search must refuse, not rank by it)",
+        Box::new(move || match CacheView::open(Box::new(Bytes(wrong_norm.clone()))) {
+            Ok(view) => {
+                let q = SearchQuery::new(vec![1.0], &SearchInput::default()).unwrap();
+                search_ids(&view, &q).is_err_and(|e| e.is_cache_problem())
+            }
+            Err(_) => true,
+        }),
+    ));
+    for (name, dim) in [
+        ("header: embedding dimension 0 with a pattern", 0u32),
+        ("header: embedding dimension 2^30", 1 << 30),
+    ] {
+        let bytes = patched(&good, |h, _| h.embedding_dim = dim);
+        cases.push((name, Box::new(rejects_view(bytes))));
+    }
     cases.push((
         "record decoder: 100,000-deep nesting",
         Box::new(move || record::decode_ref(&deep, &[]).is_err()),

@@ -237,7 +237,8 @@ impl VectorsView {
         f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
     }
 
-    /// Checks block `b`'s hash the first time it is asked (once per view).
+    /// Checks block `b`'s hash, and its rows' norms, the first time it is
+    /// asked (once per view).
     pub fn verify_block(&self, bytes: &[u8], b: usize) -> Result<()> {
         let (word, bit) = (b / 64, 1u64 << (b % 64));
         if self.verified[word].load(Ordering::Acquire) & bit != 0 {
@@ -248,6 +249,16 @@ impl VectorsView {
         let want = &bytes[self.hashes_at + b * 32..self.hashes_at + b * 32 + 32];
         if Sha256::digest(rows).as_slice() != want {
             return Err(Error::CacheCorrupt(format!("vector block {b} checksum mismatch")));
+        }
+        // The scan trusts the stored norms for its error bounds: a file whose
+        // hashes were forged must not be able to make it drop a result.
+        for o in first..end {
+            let row = self.row_le(bytes, o as u32);
+            if norm_of(&EmbeddingRef::Le(row)).to_bits() != self.norm(bytes, o as u32).to_bits() {
+                return Err(Error::CacheCorrupt(format!(
+                    "vector {o}: stored norm disagrees with the row"
+                )));
+            }
         }
         self.verified[word].fetch_or(bit, Ordering::Release);
         Ok(())

@@ -50,20 +50,34 @@ pub struct Scorer<'q> {
     pub query: &'q [f32],
     /// Exact (float64) norm of the query.
     pub query_norm: f64,
+    /// What the float32 pass multiplies rows by: the query, or under cosine
+    /// the query scaled to unit length (so tiny or huge queries neither
+    /// underflow nor overflow in float32).
+    scan_query: Vec<f32>,
     /// Relative error bound of a float32 accumulation over this dimension:
     /// gamma_n = n u / (1 - n u) with n = dim + 32 (the SIMD reduction's
     /// extra steps), doubled for the stored norms' rounding and margin.
     gamma: f64,
+    /// Absolute error bound from underflow: every product and sum may lose
+    /// up to one subnormal step (2^-149), with margin.
+    underflow: f64,
 }
 
 impl<'q> Scorer<'q> {
     pub fn new(metric: Metric, query: &'q [f32]) -> Scorer<'q> {
         let n = (query.len() + 32) as f64 * U32;
+        let query_norm = norm64(query);
+        let scan_query = match metric {
+            Metric::Cosine if query_norm > 0.0 => query.iter().map(|&x| (f64::from(x) / query_norm) as f32).collect(),
+            _ => query.to_vec(),
+        };
         Scorer {
             metric,
             query,
-            query_norm: norm64(query),
+            query_norm,
+            scan_query,
             gamma: 2.0 * n / (1.0 - n),
+            underflow: (query.len() + 32) as f64 * 4.0 * f64::from(f32::from_bits(1)),
         }
     }
 
@@ -74,17 +88,19 @@ impl<'q> Scorer<'q> {
     pub fn approx(&self, row: &[f32], norm: f32) -> (f64, f64) {
         let norm = f64::from(norm);
         let fast = match self.metric {
-            Metric::Euclidean => l2sq32(self.query, row).map(|d| -d),
-            _ => dot32(self.query, row),
+            Metric::Euclidean => l2sq32(&self.scan_query, row).map(|d| -d),
+            _ => dot32(&self.scan_query, row),
         };
+        let tiny = self.underflow;
         match fast {
             Some(key) if key.is_finite() => match self.metric {
-                Metric::Dot => (key, self.gamma * self.query_norm * norm * (1.0 + self.gamma)),
+                Metric::Dot => (key, self.gamma * self.query_norm * norm * (1.0 + self.gamma) + tiny),
                 Metric::Cosine if norm == 0.0 => (0.0, 0.0),
-                Metric::Cosine => (key / (self.query_norm * norm), self.gamma * 2.0),
+                // The scan query has norm 1 (within rounding, inside gamma's margin).
+                Metric::Cosine => (key / norm, self.gamma * 2.0 + tiny / norm),
                 // Each term (x - y)^2 is within a few roundings of exact, and
                 // the sum within gamma: the bound is relative to the value.
-                Metric::Euclidean => (key, self.gamma * 2.0 * key.abs()),
+                Metric::Euclidean => (key, self.gamma * 2.0 * key.abs() + tiny),
             },
             // Overflow in float32 (or no kernel): take the exact key.
             _ => (self.exact_key(row), 0.0),
@@ -181,6 +197,25 @@ mod tests {
             let (key, eps) = s.approx(&b, norm);
             let exact = s.exact_key(&b);
             prop_assert!((key - exact).abs() <= eps.max(1e-300), "{key} vs {exact} (eps {eps})");
+        }
+    }
+
+    #[test]
+    fn subnormal_queries_and_rows_stay_within_the_bound() {
+        let tiny = f32::from_bits(1);
+        let rows: [&[f32]; 3] = [&[1.0, 1.0, 1.0], &[1e-30, 2e-30, 0.0], &[tiny, 0.0, tiny]];
+        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclidean] {
+            for q in [[tiny; 3], [1e-30, 1e-30, 3e-30], [1.0, -1.0, 0.5]] {
+                let s = Scorer::new(metric, &q);
+                for row in rows {
+                    let (key, eps) = s.approx(row, crate::format::vectors::norm(row.iter().copied()));
+                    let exact = s.exact_key(row);
+                    assert!(
+                        (key - exact).abs() <= eps,
+                        "{metric:?} {q:?} {row:?}: {key} vs {exact} (eps {eps})"
+                    );
+                }
+            }
         }
     }
 
