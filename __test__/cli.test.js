@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { PatternCache } = require('../index.js')
-const { generatePatterns, expectedStored, Model, tempDir } = require('./helpers.js')
+const { generatePatterns, expectedStored, Model, tempDir, rng, byteOrder } = require('./helpers.js')
 
 const CLI = path.resolve(__dirname, '..', 'bin', 'pattern-cache.js')
 const ROOT = tempDir('cli')
@@ -61,7 +61,7 @@ function fixture(/** @type {string} */ name, count = 2500) {
   fs.writeFileSync(file, jsonl(patterns))
   const model = new Model()
   model.store(patterns)
-  return { dir, db: path.join(dir, 'patterns.db'), cachePath: path.join(dir, 'patterns.v1.pcache'), file, patterns, model }
+  return { dir, db: path.join(dir, 'patterns.db'), cachePath: path.join(dir, 'patterns.v2.pcache'), file, patterns, model }
 }
 
 /** A fixture whose patterns are imported. */
@@ -75,7 +75,7 @@ function imported(/** @type {string} */ name, count = 2500) {
 test('--help lists every command and the exit codes; <command> --help describes it', () => {
   const r = cli(['--help'])
   assert.equal(r.code, 0)
-  for (const command of ['status', 'rebuild', 'verify', 'clear', 'ls', 'stats', 'import', 'export']) assert.match(r.stdout, new RegExp(`^  ${command}\\b`, 'm'))
+  for (const command of ['status', 'rebuild', 'verify', 'clear', 'ls', 'stats', 'search', 'import', 'export']) assert.match(r.stdout, new RegExp(`^  ${command}\\b`, 'm'))
   assert.match(r.stdout, /Exit codes:/)
   assert.match(r.stdout, /--db <path>/)
   const ls = cli(['ls', '--help'])
@@ -83,6 +83,9 @@ test('--help lists every command and the exit codes; <command> --help describes 
   assert.match(ls.stdout, /Usage: pattern-cache ls/)
   assert.match(ls.stdout, /--domain/)
   assert.equal(cli(['help', 'import']).stdout, cli(['import', '--help']).stdout)
+  const search = cli(['search', '--help'])
+  assert.equal(search.code, 0, 'search --help needs no query')
+  for (const option of ['--like', '--vector', '--k', '--metric', '--threshold', '--mmr']) assert.match(search.stdout, new RegExp(`^  ${option}\\b`, 'm'))
   const version = cliJson(['--version'])
   assert.equal(version.doc.version, require('../package.json').version)
 })
@@ -130,7 +133,7 @@ test('status reports a missing cache file without creating it, then the rebuilt 
   assert.equal(before.doc.stale, true)
   assert.equal(before.doc.database.patternCount, 2500)
   assert.equal(before.doc.cacheFile.state, 'missing')
-  assert.equal(before.doc.cacheFile.path, f.cachePath, 'the default cache path is patterns.v1.pcache beside the database')
+  assert.equal(before.doc.cacheFile.path, f.cachePath, 'the default cache path is patterns.v2.pcache beside the database')
   assert.deepEqual(before.doc.cacheFile.companions, [])
   assert.equal(typeof before.doc.metrics.cacheHits, 'number')
 
@@ -145,7 +148,7 @@ test('status reports a missing cache file without creating it, then the rebuilt 
   assert.equal(after.doc.tier, 'cache')
   assert.equal(after.doc.stale, false)
   assert.equal(after.doc.cacheFile.state, 'valid')
-  assert.equal(after.doc.cacheFile.formatVersion, '1.0.0')
+  assert.equal(after.doc.cacheFile.formatVersion, '2.0.0')
   assert.equal(after.doc.cacheFile.producer, require('../package.json').version)
   assert.equal(after.doc.cacheFile.generation, after.doc.database.generation)
   assert.equal(after.doc.cacheFile.patternCount, 2500)
@@ -174,7 +177,7 @@ test('rebuild builds the file once and prints a plain line when not on a termina
   const f = imported('rebuild', 300)
   const r = cli(['rebuild', '--db', f.db])
   assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stdout, /^rebuilt .*patterns\.v1\.pcache: 300 patterns/)
+  assert.match(r.stdout, /^rebuilt .*patterns\.v2\.pcache: 300 patterns/)
   assert.doesNotMatch(r.stderr, /\r/, 'no terminal control characters in a pipe')
   const again = cliJson(['rebuild', '--db', f.db])
   assert.equal(again.code, 0)
@@ -340,12 +343,12 @@ test('clear removes the cache file and its .bak, .lock and .tmp-* companions, ne
   assert.equal(r.code, 0)
   assert.deepEqual(
     r.doc.removed.map((/** @type {string} */ p) => path.basename(p)).sort(),
-    ['patterns.v1.pcache', 'patterns.v1.pcache.bak', 'patterns.v1.pcache.lock', 'patterns.v1.pcache.tmp-abc123'],
+    ['patterns.v2.pcache', 'patterns.v2.pcache.bak', 'patterns.v2.pcache.lock', 'patterns.v2.pcache.tmp-abc123'],
   )
   const left = fs.readdirSync(f.dir)
   assert.ok(left.includes('patterns.db'), left.join())
   assert.ok(left.includes('unrelated.pcache'), left.join())
-  assert.equal(left.filter((n) => n.startsWith('patterns.v1.pcache')).length, 0, left.join())
+  assert.equal(left.filter((n) => n.startsWith('patterns.v2.pcache')).length, 0, left.join())
   assert.equal(JSON.parse(cli(['ls', '--db', f.db, '--json']).stdout).count, 300, 'the database is intact')
   const again = cliJson(['clear', '--db', f.db])
   assert.equal(again.code, 0)
@@ -382,4 +385,505 @@ test('the default database is .pattern-cache/patterns.db under the current direc
     cliJson(['export'], { cwd: f.dir }).doc,
     f.patterns.map(expectedStored).sort((a, b) => Buffer.compare(Buffer.from(String(a.id)), Buffer.from(String(b.id)))),
   )
+})
+
+// ---------------------------------------------------------------- search
+// Results are checked against a brute-force computation (float64 over the
+// stored float32 values), not against hard-coded ids. Scores may differ from
+// it by TOL (the API computes in float32 or better), so where two candidates
+// are nearer than 2*TOL either order is accepted; anywhere else the ids must
+// be exactly brute force's.
+
+const TOL = 1e-4
+/** Two scores each within TOL of the truth may swap when their true values are this close. */
+const ORDER_TOL = 2 * TOL
+const DIM = 16
+
+/** @param {ArrayLike<number>} a @param {ArrayLike<number>} b */
+function dot(a, b) {
+  let s = 0
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i]
+  return s
+}
+/** @param {ArrayLike<number>} a @param {ArrayLike<number>} b */
+function cosine(a, b) {
+  const n = Math.sqrt(dot(a, a)) * Math.sqrt(dot(b, b))
+  return n === 0 ? 0 : dot(a, b) / n
+}
+/** @param {ArrayLike<number>} a @param {ArrayLike<number>} b */
+function euclidean(a, b) {
+  let s = 0
+  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2
+  return Math.sqrt(s)
+}
+/** @type {Record<string, (a: ArrayLike<number>, b: ArrayLike<number>) => number>} */
+const METRICS = { cosine, dot, euclidean }
+
+/**
+ * @typedef {{ k?: number, threshold?: number, domain?: string, type?: string, framework?: string, metric?: string, useMMR?: boolean, mmrLambda?: number }} SearchOpts
+ * @typedef {{ id: string, embedding: number[], score: number }} Candidate
+ */
+
+/** The command-line arguments of a search's options. @param {SearchOpts} o */
+function searchArgs(o) {
+  const args = []
+  for (const key of /** @type {const} */ (['k', 'threshold', 'domain', 'type', 'framework', 'metric'])) if (o[key] !== undefined) args.push(`--${key}=${o[key]}`)
+  if (o.useMMR) args.push(...(o.mmrLambda === undefined ? ['--mmr'] : ['--mmr', String(o.mmrLambda)]))
+  return args
+}
+
+/** Whether a score passes the threshold (by `slack` more or less). @param {number} score @param {SearchOpts} o */
+function passes(score, o, slack = 0) {
+  if (o.threshold === undefined) return true
+  return o.metric === 'euclidean' ? score <= o.threshold + slack : score >= o.threshold - slack
+}
+
+/**
+ * Every pattern matching the filters and the threshold, scored against q, best first, ties by id.
+ * @param {Model} model @param {ArrayLike<number>} q @param {SearchOpts} o
+ * @returns {Candidate[]}
+ */
+function ranked(model, q, o) {
+  const metric = o.metric ?? 'cosine'
+  const sign = metric === 'euclidean' ? 1 : -1
+  return model
+    .query({ domain: o.domain, type: o.type, framework: o.framework })
+    .map((p) => ({ id: p.id, embedding: p.embedding, score: METRICS[metric](q, p.embedding) }))
+    .filter((c) => passes(c.score, o))
+    .sort((a, b) => sign * (a.score - b.score) || byteOrder(a.id, b.id))
+}
+
+/**
+ * Replays the API's greedy choice over `pool`: at each rank the result must be the
+ * candidate of the best value (exact ties by id), or, where another is within
+ * ORDER_TOL of it, one whose value is within ORDER_TOL of the best. Each result's score must be its own.
+ * @param {Array<{ id: string, score: number }>} results
+ * @param {Candidate[]} pool
+ * @param {(c: Candidate, picked: Candidate[]) => number} value higher is better
+ * @param {string} what
+ */
+function assertGreedy(results, pool, value, what) {
+  const byId = new Map(pool.map((c) => [c.id, c]))
+  /** @type {Candidate[]} */
+  const picked = []
+  let rest = [...pool]
+  results.forEach((r, i) => {
+    const c = byId.get(r.id)
+    assert.ok(c, `${what}: result ${i + 1} '${r.id}' is not a candidate (a filter, the threshold, or twice)`)
+    assert.ok(Math.abs(r.score - c.score) <= TOL, `${what}: score of '${r.id}' is ${r.score}, brute force ${c.score}`)
+    const values = rest.map((x) => ({ x, v: value(x, picked) })).sort((a, b) => b.v - a.v || byteOrder(a.x.id, b.x.id))
+    const [best, second] = values
+    const mine = value(c, picked)
+    if (!second || best.v - second.v > ORDER_TOL || best.v === second.v) assert.equal(r.id, best.x.id, `${what}: result ${i + 1}`)
+    else assert.ok(mine >= best.v - ORDER_TOL, `${what}: result ${i + 1} '${r.id}' has value ${mine}, '${best.x.id}' ${best.v}`)
+    picked.push(c)
+    rest = rest.filter((x) => x !== c)
+    byId.delete(r.id)
+  })
+}
+
+/**
+ * Checks a search's results against brute force.
+ * @param {Array<{ id: string, score: number }>} results @param {Model} model @param {ArrayLike<number>} query @param {SearchOpts} o
+ */
+function assertSearch(results, model, query, o) {
+  const q = Array.from(Float32Array.from(query))
+  const what = JSON.stringify(o)
+  const k = o.k ?? 10
+  const metric = o.metric ?? 'cosine'
+  const all = ranked(model, q, o)
+  if (!o.useMMR) {
+    assert.equal(results.length, Math.min(k, all.length), `${what}: k results whenever k match`)
+    const sign = metric === 'euclidean' ? -1 : 1
+    assertGreedy(results, all, (c) => sign * c.score, what)
+    for (let i = 1; i < results.length; i++) {
+      const [a, b] = [results[i - 1], results[i]]
+      assert.ok(sign * (a.score - b.score) >= 0, `${what}: best first at ${i + 1}`)
+      if (a.score === b.score) assert.ok(byteOrder(a.id, b.id) < 0, `${what}: ties by id at ${i + 1}`)
+    }
+    return
+  }
+  const lambda = o.mmrLambda ?? 0.5
+  const pool = all.slice(0, 3 * k)
+  assert.equal(results.length, Math.min(k, pool.length), `${what}: k results whenever k match`)
+  const mmr = (/** @type {Candidate} */ c, /** @type {Candidate[]} */ picked) =>
+    lambda * cosine(q, c.embedding) - (1 - lambda) * (picked.length ? Math.max(...picked.map((s) => cosine(c.embedding, s.embedding))) : 0)
+  assertGreedy(results, pool, mmr, `${what} (MMR)`)
+}
+
+/** A seeded query vector of numbers. @param {number} seed */
+function queryVector(seed, dim = DIM) {
+  const r = rng(seed)
+  return Array.from({ length: dim }, () => r() * 2 - 1)
+}
+
+/** @type {ReturnType<typeof fixture> & { query: number[] } | undefined} */
+let searchStore
+/**
+ * One imported store for the search tests (they only read it): 2,500 generated
+ * patterns, one with a zero embedding, and two with the same embedding.
+ */
+function searchFixture() {
+  if (searchStore) return searchStore
+  const dir = dirFor('search')
+  const patterns = generatePatterns(2500, { seed: 11 })
+  const twin = queryVector(99)
+  patterns.push(
+    { id: 'zero-embedding', type: 'unit', domain: 'auth', framework: 'jest', content: 'c', embedding: new Float32Array(DIM) },
+    { id: 'twin-b', type: 'unit', domain: 'auth', content: 'c', embedding: twin },
+    { id: 'twin-a', type: 'e2e', domain: 'billing', content: 'c', embedding: twin },
+  )
+  const file = path.join(dir, 'in.jsonl')
+  fs.writeFileSync(file, jsonl(patterns))
+  const model = new Model()
+  model.store(patterns)
+  const db = path.join(dir, 'patterns.db')
+  const r = cli(['import', file, '--db', db])
+  assert.equal(r.code, 0, r.stderr)
+  searchStore = { dir, db, cachePath: path.join(dir, 'patterns.v2.pcache'), file, patterns, model, query: queryVector(5) }
+  return searchStore
+}
+
+/** Runs `search --json` and checks it succeeded. @param {string[]} args */
+function search(args) {
+  const r = cliJson(['search', ...args])
+  assert.equal(r.code, 0, `search ${args.join(' ')}: ${JSON.stringify(r.doc)} ${r.stderr}`)
+  assert.equal(r.doc.ok, true)
+  return /** @type {Array<{ id: string, score: number, type: string, domain: string, framework: string, verdict: string }>} */ (r.doc.results)
+}
+
+/** Runs `search --json` expecting a failure; returns its exit code and error. @param {string[]} args */
+function searchFails(args) {
+  const r = cliJson(['search', ...args])
+  assert.equal(r.doc.ok, false, `search ${args.join(' ')} should fail: ${JSON.stringify(r.doc)}`)
+  assert.equal(r.doc.exitCode, r.code)
+  return { code: r.code, error: r.doc.error }
+}
+
+test('search --like: the pattern first, then its nearest neighbours as brute force ranks them; reads SQLite, writes nothing', () => {
+  const f = searchFixture()
+  const ids = f.model.query({}).map((p) => p.id)
+  for (const id of [ids[100], ids[2000], "x'; DROP TABLE patterns;--", '\u{1f600}-emoji']) {
+    const embedding = f.model.get(id)?.embedding
+    const results = search(['--db', f.db, '--like', id])
+    assert.equal(results.length, 10, 'k defaults to 10')
+    assert.equal(results[0].id, id, 'the pattern itself is the most similar')
+    assert.ok(Math.abs(results[0].score - 1) <= TOL, `cosine with itself: ${results[0].score}`)
+    assertSearch(results, f.model, embedding, {})
+    // The same under euclidean: distance 0 to itself.
+    const near = search(['--db', f.db, '--like', id, '--metric', 'euclidean', '--k', '5'])
+    assert.equal(near[0].id, id)
+    assert.ok(Math.abs(near[0].score) <= TOL)
+    assertSearch(near, f.model, embedding, { metric: 'euclidean', k: 5 })
+  }
+  // Two patterns with one embedding tie (score for score) and come by id.
+  const twins = search(['--db', f.db, '--like', 'twin-b', '--k', '3'])
+  assert.deepEqual(twins.slice(0, 2).map((r) => r.id), ['twin-a', 'twin-b'])
+  assert.equal(twins[0].score, twins[1].score)
+  // A filter may leave the pattern itself out.
+  const others = search(['--db', f.db, '--like', 'twin-b', '--domain', 'billing', '--k', '3'])
+  assert.equal(others[0].id, 'twin-a')
+  assert.ok(!others.some((r) => r.id === 'twin-b'))
+  assertSearch(others, f.model, f.model.get('twin-b')?.embedding, { domain: 'billing', k: 3 })
+  assert.deepEqual(fs.readdirSync(f.dir).filter((n) => n.includes('.pcache')), [], 'search opens the store with the cache disabled: no file is built')
+})
+
+test('search prints a header and one line per result: rank, score (6 decimals), id, type, domain, framework', () => {
+  const f = searchFixture()
+  const id = f.model.query({})[42].id
+  for (const [metric, header] of [['cosine', 'COSINE'], ['dot', 'DOT'], ['euclidean', 'DISTANCE']]) {
+    const args = ['--db', f.db, '--like', id, '--k', '7', '--metric', metric]
+    const results = search(args)
+    const text = cli(['search', ...args])
+    assert.equal(text.code, 0, text.stderr)
+    assert.equal(text.stderr, '')
+    const lines = text.stdout.trimEnd().split('\n')
+    assert.match(lines[0], new RegExp(`^RANK  +${header}  +ID  +TYPE  +DOMAIN  +FRAMEWORK$`))
+    assert.deepEqual(
+      lines.slice(1).map((l) => l.trim().split(/ {2,}/)),
+      results.map((r, i) => [String(i + 1), r.score.toFixed(6), r.id, r.type, r.domain, r.framework]),
+    )
+    const ends = lines.slice(1).map((l, i) => l.indexOf(results[i].score.toFixed(6)) + results[i].score.toFixed(6).length)
+    assert.equal(new Set(ends).size, 1, 'scores are right-aligned')
+  }
+  const none = cli(['search', '--db', f.db, '--like', id, '--domain', 'absent'])
+  assert.equal(none.code, 0)
+  assert.equal(none.stdout, 'no results\n')
+})
+
+test('search --vector: inline JSON and a file holding it give the same results, as brute force ranks them', () => {
+  const f = searchFixture()
+  const inline = search(['--db', f.db, '--vector', JSON.stringify(f.query)])
+  assertSearch(inline, f.model, f.query, {})
+  const file = path.join(f.dir, 'query.json')
+  fs.writeFileSync(file, JSON.stringify(f.query, null, 2) + '\n')
+  assert.deepEqual(search(['--db', f.db, '--vector', file]), inline)
+  const bom = path.join(f.dir, 'query-bom.json')
+  fs.writeFileSync(bom, '\uFEFF ' + JSON.stringify(f.query) + '\n')
+  assert.deepEqual(search(['--db', f.db, '--vector', bom]), inline, 'a byte-order mark and white space are fine')
+  assert.deepEqual(search(['--db', f.db, '--vector', ' ' + JSON.stringify(f.query)]), inline)
+  // A Float32Array's values written as numbers: the same query.
+  assert.deepEqual(search(['--db', f.db, '--vector', JSON.stringify(Array.from(Float32Array.from(f.query)))]), inline)
+})
+
+test('search: filters apply before ranking, so k results come back whenever k patterns match', () => {
+  const f = searchFixture()
+  /** @type {SearchOpts[]} */
+  const cases = [
+    { domain: 'auth' },
+    { type: 'e2e', framework: 'jest' },
+    { domain: '検索', k: 25 },
+    { framework: 'unknown', k: 50 },
+    { domain: 'auth', type: 'unit', framework: 'jest', k: 1000 },
+    { domain: 'payments', type: 'contract', k: 1000, metric: 'dot' },
+    { domain: 'absent' },
+  ]
+  for (const o of cases) {
+    const results = search(['--db', f.db, '--vector', JSON.stringify(f.query), ...searchArgs(o)])
+    const matching = f.model.query({ domain: o.domain, type: o.type, framework: o.framework })
+    assert.equal(results.length, Math.min(o.k ?? 10, matching.length), JSON.stringify(o))
+    for (const r of results) {
+      const p = f.model.get(r.id)
+      assert.ok(p && (o.domain === undefined || p.domain === o.domain) && (o.type === undefined || p.type === o.type) && (o.framework === undefined || p.framework === o.framework), `${r.id} matches ${JSON.stringify(o)}`)
+    }
+    assertSearch(results, f.model, f.query, o)
+  }
+  const small = f.model.query({ domain: 'auth', type: 'unit', framework: 'jest' }).length
+  assert.ok(small > 0 && small < 50, `the narrow filter matches a few patterns (${small})`)
+})
+
+test('search --k and --metric: cosine, dot and euclidean as brute force ranks them', () => {
+  const f = searchFixture()
+  for (const metric of ['cosine', 'dot', 'euclidean']) {
+    for (const k of [1, 3, 10, 1000]) {
+      const o = { metric, k }
+      const results = search(['--db', f.db, '--vector', JSON.stringify(f.query), ...searchArgs(o)])
+      assertSearch(results, f.model, f.query, o)
+    }
+  }
+  // Without --metric the scores are cosine similarities; --k 1000 returns 1,000 of the 2,503.
+  const cos = search(['--db', f.db, '--vector', JSON.stringify(f.query), '--k', '1000'])
+  assert.equal(cos.length, 1000)
+  assert.ok(cos.every((r) => r.score <= 1 + TOL && r.score >= -1 - TOL))
+  const dist = search(['--db', f.db, '--vector', JSON.stringify(f.query), '--metric', 'euclidean', '--k', '1000'])
+  assert.ok(dist.every((r, i) => i === 0 || dist[i - 1].score <= r.score), 'euclidean: the smallest distance first')
+})
+
+/**
+ * A threshold halfway between two scores at least 4*TOL apart, from rank `from` on,
+ * so that the count passing it is exact. @param {Candidate[]} all @param {number} from
+ */
+function clearThreshold(all, from) {
+  let m = from
+  while (Math.abs(all[m].score - all[m + 1].score) < 4 * TOL) m++
+  return { threshold: (all[m].score + all[m + 1].score) / 2, passing: m + 1 }
+}
+
+test('search --threshold: cosine and dot keep scores >= x, euclidean distances <= x', () => {
+  const f = searchFixture()
+  const q = Array.from(Float32Array.from(f.query))
+  for (const metric of ['cosine', 'dot', 'euclidean']) {
+    const { threshold, passing } = clearThreshold(ranked(f.model, q, { metric }), 40)
+    const o = { metric, threshold, k: 1000 }
+    const results = search(['--db', f.db, '--vector', JSON.stringify(f.query), ...searchArgs(o)])
+    assert.equal(results.length, passing, `${metric}: the ${passing} scores past ${threshold}`)
+    assertSearch(results, f.model, f.query, o)
+    // With k too: k of them.
+    assertSearch(search(['--db', f.db, '--vector', JSON.stringify(f.query), ...searchArgs({ ...o, k: 5 })]), f.model, f.query, { ...o, k: 5 })
+  }
+  // A negative threshold, as a separate argument.
+  const all = ranked(f.model, q, { domain: 'auth' })
+  const negative = clearThreshold(all, all.findIndex((c) => c.score < -0.2))
+  assert.ok(negative.threshold < 0 && negative.passing < 1000)
+  const below = search(['--db', f.db, '--vector', JSON.stringify(f.query), '--domain', 'auth', '--threshold', String(negative.threshold), '--k', '1000'])
+  assert.equal(below.length, negative.passing)
+  assertSearch(below, f.model, f.query, { domain: 'auth', threshold: negative.threshold, k: 1000 })
+  // Thresholds nothing passes.
+  assert.deepEqual(search(['--db', f.db, '--vector', JSON.stringify(f.query), '--threshold', '1.5']), [])
+  assert.deepEqual(search(['--db', f.db, '--vector', JSON.stringify(f.query), '--metric', 'euclidean', '--threshold', '0']), [])
+})
+
+test('search --mmr: greedy maximal marginal relevance from the 3k best, with and without lambda', () => {
+  const f = searchFixture()
+  const q = JSON.stringify(f.query)
+  const plain = search(['--db', f.db, '--vector', q])
+  /** @type {Array<[string[], SearchOpts]>} */
+  const cases = [
+    [['--mmr'], { useMMR: true }],
+    [['--mmr', '0.3'], { useMMR: true, mmrLambda: 0.3 }],
+    [['--mmr=0.8'], { useMMR: true, mmrLambda: 0.8 }],
+    [['--mmr', '0'], { useMMR: true, mmrLambda: 0 }],
+    [['--mmr', '--k', '5'], { useMMR: true, k: 5 }],
+    [['--k', '20', '--mmr', '.7', '--domain', 'auth'], { useMMR: true, mmrLambda: 0.7, k: 20, domain: 'auth' }],
+    [['--mmr', '0.5', '--metric', 'euclidean', '--k', '8'], { useMMR: true, k: 8, metric: 'euclidean' }],
+    [['--mmr', '0.6', '--metric', 'dot'], { useMMR: true, mmrLambda: 0.6, metric: 'dot' }],
+    [['--mmr', '--threshold=0.3', '--k', '15'], { useMMR: true, threshold: 0.3, k: 15 }],
+    [['--mmr', '0.4', '--domain', 'auth', '--type', 'unit', '--framework', 'jest', '--k', '1000'], { useMMR: true, mmrLambda: 0.4, k: 1000, domain: 'auth', type: 'unit', framework: 'jest' }],
+  ]
+  for (const [args, o] of cases) {
+    const results = search(['--db', f.db, '--vector', q, ...args])
+    assertSearch(results, f.model, f.query, o)
+  }
+  const diverse = search(['--db', f.db, '--vector', q, '--mmr', '0.3'])
+  assert.notDeepEqual(diverse.map((r) => r.id), plain.map((r) => r.id), 'lambda 0.3 trades relevance for diversity')
+  assert.equal(diverse[0].id, plain[0].id, 'the first pick is the most relevant')
+  const relevance = search(['--db', f.db, '--vector', q, '--mmr', '1'])
+  assert.deepEqual(relevance, plain, 'lambda 1: relevance only, the plain cosine ranking')
+  assert.deepEqual(search(['--db', f.db, '--vector', q, '--mmr']), search(['--db', f.db, '--vector', q, '--mmr', '0.5']), 'the default lambda is 0.5')
+})
+
+test('search --json: { ok, results: [{ id, score, type, domain, framework, verdict }] }, no embeddings', () => {
+  const f = searchFixture()
+  const r = cliJson(['search', '--db', f.db, '--vector', JSON.stringify(f.query), '--k', '4'])
+  assert.equal(r.code, 0)
+  assert.deepEqual(Object.keys(r.doc), ['ok', 'results'])
+  assert.equal(r.doc.ok, true)
+  assert.equal(r.doc.results.length, 4)
+  for (const row of r.doc.results) {
+    assert.deepEqual(Object.keys(row), ['id', 'score', 'type', 'domain', 'framework', 'verdict'])
+    const p = f.model.get(row.id)
+    assert.ok(p)
+    assert.deepEqual({ ...row, score: 0 }, { id: p.id, score: 0, type: p.type, domain: p.domain, framework: p.framework, verdict: p.verdict })
+    assert.equal(typeof row.score, 'number')
+  }
+  assert.equal(r.stderr, '')
+})
+
+test('search usage errors exit 2 before the store is opened', () => {
+  const f = searchFixture()
+  const dir = dirFor('search-usage')
+  fs.writeFileSync(path.join(dir, 'object.json'), '{"embedding": [1, 2]}')
+  fs.writeFileSync(path.join(dir, 'strings.json'), '[0.5, "0.25"]')
+  fs.writeFileSync(path.join(dir, 'broken.json'), '[0.5, 0.25')
+  fs.writeFileSync(path.join(dir, 'empty.json'), '')
+  const before = fs.readdirSync(f.dir).sort()
+  const vector = JSON.stringify(f.query)
+  /** @type {Array<[string[], RegExp]>} */
+  const cases = [
+    [[], /needs a query: --like <id> or --vector/],
+    [['--like', 'a', '--vector', vector], /one query: --like or --vector, not both/],
+    [['--like', ''], /--like must not be empty/],
+    [['--vector', ''], /--vector must not be empty/],
+    [['--like'], /--like/],
+    [['--vector', vector, '--k', '2.5'], /--k must be an integer, got '2.5'/],
+    [['--vector', vector, '--k', 'ten'], /--k must be an integer/],
+    [['--vector', vector, '--k', ''], /--k must be an integer/],
+    [['--vector', vector, '--threshold', 'high'], /--threshold must be a number, got 'high'/],
+    [['--vector', vector, '--threshold', '0x10'], /--threshold must be a number/],
+    [['--vector', vector, '--threshold', 'Infinity'], /--threshold must be a number/],
+    [['--vector', vector, '--mmr=much'], /--mmr takes an optional lambda, a number in 0\.\.1, got 'much'/],
+    [['--vector', vector, '--mmr', 'much'], /no argument, got 'much' \(the lambda of --mmr is a number in 0\.\.1\)/],
+    [['--vector', vector, '--metric', ''], /--metric must not be empty/],
+    [['--vector', vector, 'stray'], /search takes no argument, got 'stray'/],
+    [['--vector', vector, '--limit', '3'], /search takes no --limit option/],
+    [['--vector', '[0.5, 0.25'], /--vector: not a JSON array of numbers/],
+    [['--vector', '[0.5, null]'], /--vector: element 1 is not a number \(got null\)/],
+    [['--vector', '[[0.5]]'], /element 0 is not a number/],
+    [['--vector', path.join(dir, 'object.json')], /object\.json: not a JSON array of numbers \(got object\)/],
+    [['--vector', path.join(dir, 'strings.json')], /strings\.json: element 1 is not a number \(got "0\.25"\)/],
+    [['--vector', path.join(dir, 'broken.json')], /broken\.json: not a JSON array of numbers/],
+    [['--vector', path.join(dir, 'empty.json')], /empty\.json: not a JSON array of numbers/],
+    [['--vector', dir], /is a directory/],
+  ]
+  for (const [args, message] of cases) {
+    const { code, error } = searchFails(['--db', f.db, ...args])
+    assert.equal(code, 2, `${args.join(' ')}: ${error.message}`)
+    assert.equal(error.code, 'USAGE')
+    assert.match(error.message, message, args.join(' '))
+    const text = cli(['search', '--db', f.db, ...args])
+    assert.equal(text.code, 2)
+    assert.equal(text.stdout, '')
+    assert.match(text.stderr, /^pattern-cache: /)
+  }
+  assert.equal(cli(['ls', '--db', f.db, '--like', 'a']).code, 2, 'other commands take no search option')
+  assert.equal(cli(['ls', '--db', f.db, '--mmr', '0.5']).code, 2)
+  // Usage errors come before the database: a missing one is not created, nor reported.
+  const nodb = path.join(dir, 'none', 'patterns.db')
+  assert.equal(searchFails(['--db', nodb, '--vector', '[1, 2']).code, 2)
+  assert.equal(fs.existsSync(path.dirname(nodb)), false)
+  assert.deepEqual(fs.readdirSync(f.dir).sort(), before, 'nothing was written beside the database')
+})
+
+test('search: an unknown id, a vector the API refuses, out-of-range values exit 3 with INVALID_ARGUMENT', () => {
+  const f = searchFixture()
+  const q = JSON.stringify(f.query)
+  const unknown = searchFails(['--db', f.db, '--like', 'no-such-pattern'])
+  assert.equal(unknown.code, 3)
+  assert.equal(unknown.error.code, 'INVALID_ARGUMENT')
+  assert.match(unknown.error.message, /--like: no pattern with id "no-such-pattern"/)
+  const text = cli(['search', '--db', f.db, '--like', 'no-such-pattern'])
+  assert.equal(text.code, 3)
+  assert.match(text.stderr, /^pattern-cache: error \[INVALID_ARGUMENT\]: --like: no pattern with id "no-such-pattern"/)
+  assert.equal(text.stdout, '')
+  /** @type {Array<[string, string[]]>} */
+  const refused = [
+    ['a vector of another dimension', ['--vector', '[0.1, 0.2, 0.3]']],
+    ['a longer vector', ['--vector', JSON.stringify([...f.query, 0.5])]],
+    ['an empty vector', ['--vector', '[]']],
+    ['a value that is not finite (1e999)', ['--vector', JSON.stringify(f.query).replace(/^\[[^,]+/, '[1e999')]],
+    ['a value past float32 (1e39)', ['--vector', JSON.stringify(f.query).replace(/^\[[^,]+/, '[1e39')]],
+    ['a zero vector under cosine', ['--vector', JSON.stringify(Array(DIM).fill(0))]],
+    ['a stored zero embedding under cosine', ['--like', 'zero-embedding']],
+    ['k 0', ['--vector', q, '--k', '0']],
+    ['k 1001', ['--vector', q, '--k', '1001']],
+    ['k -3', ['--vector', q, '--k', '-3']],
+    ['lambda 1.5', ['--vector', q, '--mmr', '1.5']],
+    ['lambda -0.5', ['--vector', q, '--mmr=-0.5']],
+    ['an unknown metric', ['--vector', q, '--metric', 'manhattan']],
+    ['a metric in capitals', ['--vector', q, '--metric', 'COSINE']],
+  ]
+  for (const [what, args] of refused) {
+    const { code, error } = searchFails(['--db', f.db, ...args])
+    assert.equal(code, 3, `${what}: ${JSON.stringify(error)}`)
+    assert.equal(error.code, 'INVALID_ARGUMENT', `${what}: ${JSON.stringify(error)}`)
+  }
+  const missingFile = searchFails(['--db', f.db, '--vector', path.join(f.dir, 'absent.json')])
+  assert.equal(missingFile.code, 3)
+  assert.equal(missingFile.error.code, 'IO_ERROR')
+  assert.match(missingFile.error.message, /no such file/)
+  // A missing database: DB_ERROR, as the other read commands, and nothing created.
+  const dir = dirFor('search-nodb')
+  const r = cli(['search', '--db', path.join(dir, 'sub', 'patterns.db'), '--vector', q])
+  assert.equal(r.code, 3)
+  assert.match(r.stderr, /error \[DB_ERROR\]: no database at/)
+  assert.deepEqual(fs.readdirSync(dir), [])
+})
+
+test('search: zero vectors under dot and euclidean, a stored zero embedding, an empty database', () => {
+  const f = searchFixture()
+  const zeros = JSON.stringify(Array(DIM).fill(0))
+  // Every dot product with a zero query is 0: a tie, so the first k by id.
+  const dot0 = search(['--db', f.db, '--vector', zeros, '--metric', 'dot', '--k', '12'])
+  assert.deepEqual(dot0.map((r) => r.id), f.model.query({ limit: 12 }).map((p) => p.id))
+  assert.ok(dot0.every((r) => r.score === 0))
+  // Under euclidean the distance to zero is the norm; the stored zero embedding is first.
+  const euc0 = search(['--db', f.db, '--vector', zeros, '--metric', 'euclidean', '--k', '50'])
+  assert.equal(euc0[0].id, 'zero-embedding')
+  assert.equal(euc0[0].score, 0)
+  assertSearch(euc0, f.model, Array(DIM).fill(0), { metric: 'euclidean', k: 50 })
+  // The stored zero embedding has cosine 0 with any query.
+  const narrow = { domain: 'auth', type: 'unit', framework: 'jest', k: 1000 }
+  const withZero = search(['--db', f.db, '--vector', JSON.stringify(f.query), ...searchArgs(narrow)])
+  const zero = withZero.find((r) => r.id === 'zero-embedding')
+  assert.ok(zero, 'the zero embedding is scored too')
+  assert.equal(zero.score, 0)
+  assertSearch(withZero, f.model, f.query, narrow)
+  // --like a zero embedding works under dot: all ties, by id.
+  assert.deepEqual(
+    search(['--db', f.db, '--like', 'zero-embedding', '--metric', 'dot', '--k', '3']).map((r) => r.id),
+    f.model.query({ limit: 3 }).map((p) => p.id),
+  )
+
+  // An empty database answers [] whatever the vector.
+  const dir = dirFor('search-empty')
+  const empty = path.join(dir, 'empty.jsonl')
+  fs.writeFileSync(empty, '')
+  const db = path.join(dir, 'patterns.db')
+  assert.equal(cli(['import', empty, '--db', db]).code, 0)
+  assert.deepEqual(search(['--db', db, '--vector', '[1, 2, 3]']), [])
+  assert.deepEqual(search(['--db', db, '--vector', '[1, 2]', '--mmr', '--metric', 'euclidean']), [])
+  assert.equal(cli(['search', '--db', db, '--vector', '[0.5]']).stdout, 'no results\n')
+  const none = searchFails(['--db', db, '--like', 'anything'])
+  assert.equal(none.code, 3)
+  assert.equal(none.error.code, 'INVALID_ARGUMENT')
 })

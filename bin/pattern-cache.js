@@ -13,7 +13,7 @@ const { parseArgs } = require('node:util')
 const EXIT = Object.freeze({ OK: 0, PROBLEM: 1, USAGE: 2, RUNTIME: 3 })
 const IMPORT_BATCH = 1000
 const DEFAULT_DB = path.join('.pattern-cache', 'patterns.db')
-const DEFAULT_CACHE_NAME = 'patterns.v1.pcache'
+const DEFAULT_CACHE_NAME = 'patterns.v2.pcache'
 
 /** An error that ends the command with an exit code and, for runtime errors, a code. */
 class CliError extends Error {
@@ -41,13 +41,20 @@ const OPTIONS = {
   framework: { type: 'string' },
   limit: { type: 'string' },
   out: { type: 'string', short: 'o' },
+  like: { type: 'string' },
+  vector: { type: 'string' },
+  k: { type: 'string' },
+  metric: { type: 'string' },
+  threshold: { type: 'string' },
+  // --mmr takes an optional value (its lambda), which parseArgs cannot express: normalizeArgs() lifts it out first.
+  mmr: { type: 'boolean' },
 }
 const GLOBAL = ['db', 'cache', 'json', 'help', 'version']
 
 const GLOBAL_HELP = `Options (every command):
   --db <path>       the SQLite database (default: .pattern-cache/patterns.db
                     under the current directory)
-  --cache <path>    the cache file (default: patterns.v1.pcache beside the
+  --cache <path>    the cache file (default: patterns.v2.pcache beside the
                     database)
   --json            print one JSON document on stdout instead of text
   -h, --help        this help; \`pattern-cache <command> --help\` for one command
@@ -123,6 +130,48 @@ rebuilding this cache; readers rebuild the file when they next open.`,
 the database files, the cache file, and the bytes of contents, metadata and
 embeddings.`,
   },
+  search: {
+    summary: 'the k patterns most similar to a stored pattern or a vector',
+    args: '',
+    options: ['like', 'vector', 'k', 'domain', 'type', 'framework', 'metric', 'threshold', 'mmr'],
+    help: `Ranks the patterns matching the filters by their similarity to a query
+embedding (PatternCache#searchSimilar()), read from the database. Exact: every
+matching pattern is scored and the filters apply before ranking, so k results
+come back whenever k patterns match (and pass --threshold). Best first: the
+highest similarity, or the smallest distance; ties by id (UTF-8 byte order).
+The query is one of:
+
+  --like <id>       the embedding of the stored pattern <id>. The pattern itself
+                    is among the results (it is the most similar to itself:
+                    cosine 1, distance 0; under dot a longer vector can
+                    outscore it) unless a filter leaves it out: ask for
+                    --k k+1 to get k others. No pattern <id>: exit code 3 with
+                    INVALID_ARGUMENT
+  --vector <v>      a JSON array of numbers given inline ('[0.1, -0.2, ...]'),
+                    or the path of a file holding one
+
+  --k <n>           at most n results, 1..1000 (default 10)
+  --domain <name>   only this domain
+  --type <name>     only this type
+  --framework <n>   only this framework
+  --metric <m>      cosine (default), dot or euclidean; the score is the cosine
+                    similarity, the dot product or the Euclidean distance
+  --threshold <x>   cosine, dot: only scores >= x; euclidean: only
+                    distances <= x
+  --mmr [lambda]    maximal marginal relevance: picks the k results greedily
+                    from the 3k best, trading relevance for diversity; lambda
+                    in 0..1 (default 0.5) is the weight of relevance. The
+                    order is the picking order; scores stay the metric's
+
+Prints a header, then one line per result: rank, score (6 decimals), id,
+type, domain, framework. --json: { ok, results: [{ id, score, type, domain,
+framework, verdict }] } (no embeddings). A malformed option (--k not an
+integer, --threshold not a number, a --vector that is not a JSON array of
+numbers) is a usage error (exit 2); a value the API refuses (k or lambda out
+of range, an unknown metric, a vector of another dimension than the
+database's or with a non-finite value, a zero vector under cosine) exits 3
+with INVALID_ARGUMENT, as the other commands report the API's errors.`,
+  },
   import: {
     summary: 'store the patterns of a JSONL file (one pattern per line)',
     args: '<file.jsonl>',
@@ -177,11 +226,49 @@ ${GLOBAL_HELP}
 `
 }
 
+/** A decimal number as a user writes one (no hex, no '', no 'Infinity'). */
+const NUMBER = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/
+
+/**
+ * What parseArgs cannot express. `--mmr` takes an optional lambda (`--mmr 0.7`
+ * or `--mmr=0.7`: a number right after `--mmr` is its lambda), lifted out of
+ * argv here. A negative number after `--k` or `--threshold` is their value
+ * (parseArgs would take `-0.5` for an option). Stops at `--`.
+ * @returns {{ args: string[], mmrLambda: string | undefined }}
+ */
+function normalizeArgs(argv) {
+  const args = []
+  let mmrLambda
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const next = argv[i + 1]
+    if (arg === '--') {
+      args.push(...argv.slice(i))
+      break
+    }
+    if (arg.startsWith('--mmr=')) {
+      args.push('--mmr')
+      mmrLambda = arg.slice('--mmr='.length)
+    } else if (arg === '--mmr' && next !== undefined && NUMBER.test(next)) {
+      args.push('--mmr')
+      mmrLambda = next
+      i++
+    } else if ((arg === '--k' || arg === '--threshold') && next !== undefined && next.startsWith('-') && NUMBER.test(next)) {
+      args.push(`${arg}=${next}`)
+      i++
+    } else {
+      args.push(arg)
+    }
+  }
+  return { args, mmrLambda }
+}
+
 /** Parses argv into { command, values, positionals }; throws usage errors. */
 function parse(argv) {
+  const { args, mmrLambda } = normalizeArgs(argv)
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (e) {
     throw usageError(e.message)
   }
@@ -199,14 +286,25 @@ function parse(argv) {
     }
     const wanted = COMMANDS[name].args ? 1 : 0
     if (!values.help && positionals.length !== wanted) {
-      throw usageError(wanted ? `${name} needs ${COMMANDS[name].args}` : `${name} takes no argument, got '${positionals[0]}'`)
+      const hint = name === 'search' && values.mmr ? ` (the lambda of --mmr is a number in 0..1)` : ''
+      throw usageError(wanted ? `${name} needs ${COMMANDS[name].args}` : `${name} takes no argument, got '${positionals[0]}'${hint}`)
     }
   }
-  for (const key of ['db', 'cache', 'out', 'domain', 'type', 'framework']) {
+  for (const key of ['db', 'cache', 'out', 'domain', 'type', 'framework', 'like', 'vector', 'metric']) {
     if (values[key] === '') throw usageError(`--${key} must not be empty`)
   }
   if (values.prometheus && values.json) throw usageError('--prometheus and --json are two output formats: choose one')
   if (values.limit !== undefined && !/^\d+$/.test(values.limit)) throw usageError(`--limit must be a non-negative integer, got '${values.limit}'`)
+  if (values.k !== undefined && !/^[-+]?\d+$/.test(values.k)) throw usageError(`--k must be an integer, got '${values.k}'`)
+  if (values.threshold !== undefined && !NUMBER.test(values.threshold)) throw usageError(`--threshold must be a number, got '${values.threshold}'`)
+  if (mmrLambda !== undefined) {
+    if (!NUMBER.test(mmrLambda)) throw usageError(`--mmr takes an optional lambda, a number in 0..1, got '${mmrLambda}'`)
+    values.mmrLambda = mmrLambda
+  }
+  if (name === 'search' && !values.help) {
+    if (values.like === undefined && values.vector === undefined) throw usageError('search needs a query: --like <id> or --vector <json or file>')
+    if (values.like !== undefined && values.vector !== undefined) throw usageError('search takes one query: --like or --vector, not both')
+  }
   return { command: name, values, positionals }
 }
 
@@ -622,6 +720,91 @@ async function statsCommand(values, out) {
   return EXIT.OK
 }
 
+/**
+ * The query vector of `--vector`: a JSON array given inline (it starts with
+ * '[') or the path of a file holding one. Throws usage errors.
+ * @param {string} arg
+ * @returns {number[]}
+ */
+function readVector(arg) {
+  let text = arg
+  let source = '--vector'
+  if (!/^\s*\[/.test(arg) || (!isJson(arg) && fs.existsSync(arg))) {
+    source = `--vector ${arg}`
+    try {
+      if (fs.statSync(arg).isDirectory()) throw usageError(`${source}: is a directory, not a file holding a JSON array`)
+      text = fs.readFileSync(arg, 'utf8').replace(/^\uFEFF/, '')
+    } catch (e) {
+      if (e instanceof CliError) throw e
+      if (e.code === 'ENOENT') throw new CliError(EXIT.RUNTIME, 'IO_ERROR', `cannot read ${arg}: no such file (an inline vector is a JSON array: --vector '[0.1, 0.2]')`)
+      throw new CliError(EXIT.RUNTIME, 'IO_ERROR', `cannot read ${arg}: ${e.message}`)
+    }
+  }
+  let vector
+  try {
+    vector = JSON.parse(text)
+  } catch (e) {
+    throw usageError(`${source}: not a JSON array of numbers: ${e.message}`)
+  }
+  if (!Array.isArray(vector)) throw usageError(`${source}: not a JSON array of numbers (got ${vector === null ? 'null' : typeof vector})`)
+  const bad = vector.findIndex((x) => typeof x !== 'number')
+  if (bad !== -1) throw usageError(`${source}: element ${bad} is not a number (got ${JSON.stringify(vector[bad])})`)
+  return vector
+}
+
+function isJson(text) {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The options of searchSimilar() that the command line gives. */
+function searchOptions(values) {
+  const options = {}
+  for (const key of ['domain', 'type', 'framework', 'metric']) if (values[key] !== undefined) options[key] = values[key]
+  if (values.k !== undefined) options.k = Number(values.k)
+  if (values.threshold !== undefined) options.threshold = Number(values.threshold)
+  if (values.mmr) options.useMMR = true
+  if (values.mmrLambda !== undefined) options.mmrLambda = Number(values.mmrLambda)
+  return options
+}
+
+const SCORE_HEADER = { cosine: 'COSINE', dot: 'DOT', euclidean: 'DISTANCE' }
+
+async function searchCommand(values, out) {
+  const { dbPath, cachePath } = paths(values)
+  const vector = values.vector !== undefined ? readVector(values.vector) : undefined
+  const options = searchOptions(values)
+  requireDatabase(dbPath)
+  const results = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false }, async (c) => {
+    let query = vector
+    if (values.like !== undefined) {
+      const p = await c.loadPattern(values.like)
+      if (p === null) throw new CliError(EXIT.RUNTIME, 'INVALID_ARGUMENT', `--like: no pattern with id ${JSON.stringify(values.like)} (pattern-cache ls lists the ids)`)
+      query = p.embedding
+    }
+    return c.searchSimilar(query, options)
+  })
+  const rows = results.map(({ pattern: p, score }) => ({ id: p.id, score, type: p.type, domain: p.domain, framework: p.framework, verdict: p.verdict }))
+  if (values.json) {
+    out.json({ ok: true, results: rows })
+    return EXIT.OK
+  }
+  if (rows.length === 0) {
+    out.text('no results\n')
+    return EXIT.OK
+  }
+  const header = ['RANK', SCORE_HEADER[options.metric ?? 'cosine'] ?? 'SCORE', 'ID', 'TYPE', 'DOMAIN', 'FRAMEWORK']
+  const cells = rows.map((r, i) => [String(i + 1), r.score.toFixed(6), r.id, r.type, r.domain, r.framework])
+  const width = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c].length)))
+  const line = (row) => row.map((v, c) => (c < 2 ? v.padStart(width[c]) : c === row.length - 1 ? v : v.padEnd(width[c]))).join('  ')
+  out.text([line(header), ...cells.map(line)].join('\n') + '\n')
+  return EXIT.OK
+}
+
 /** The batch line an error is about: patterns[i] in the message, else the id it names. */
 function lineOfError(e, batch) {
   const message = String(e && e.message)
@@ -769,6 +952,7 @@ const RUN = {
   clear: clearCommand,
   ls: lsCommand,
   stats: statsCommand,
+  search: searchCommand,
   import: importCommand,
   export: exportCommand,
 }
