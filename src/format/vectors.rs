@@ -322,6 +322,36 @@ mod tests {
         );
     }
 
+    /// Appendix B of docs/FORMAT.md, byte for byte.
+    #[test]
+    fn two_rows_match_the_spec_vector() {
+        let spec = include_str!("../../docs/FORMAT.md");
+        let appendix = &spec[spec.find("## Appendix B").expect("appendix B")..];
+        let hex = |name: &str| -> Vec<u8> {
+            let block = &appendix[appendix.find(name).expect(name)..];
+            let block = &block[block.find("```text").expect("block") + 7..];
+            let block = &block[..block.find("```").expect("end")];
+            block
+                .lines()
+                .filter(|l| l.len() > 6 && l.as_bytes()[4] == b':')
+                .flat_map(|l| {
+                    l[5..]
+                        .split_whitespace()
+                        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let layout = VectorLayout::new(3, 2, 600);
+        let mut vectors = vec![0u8; layout.pad];
+        let mut b = VectorsBuilder::new(3);
+        b.add(&EmbeddingRef::F32(&[1.0, 2.0, 3.0]), &mut vectors).unwrap();
+        b.add(&EmbeddingRef::F32(&[0.0, -0.5, 0.0]), &mut vectors).unwrap();
+        assert_eq!(vectors.len() as u64, layout.section_len());
+        assert_eq!(vectors, hex("VECTORS at file offset 600"));
+        assert_eq!(b.finish(), hex("VECTOR_INDEX"));
+    }
+
     #[test]
     fn norms_are_f64_accumulated() {
         assert_eq!(norm([3.0f32, 4.0].into_iter()), 5.0);

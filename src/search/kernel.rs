@@ -120,7 +120,8 @@ impl<'q> Scorer<'q> {
     pub fn score(&self, key: f64) -> f64 {
         match self.metric {
             Metric::Euclidean => (-key).max(0.0).sqrt(),
-            _ => key,
+            // Never -0: a sum of zero products may be negative zero.
+            _ => key + 0.0,
         }
     }
 

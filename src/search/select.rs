@@ -104,9 +104,12 @@ impl<T> Collector<T> {
     }
 }
 
-/// Best first: bigger key, then smaller id (bytes).
+/// Best first: bigger key, then smaller id (bytes). `+ 0.0` makes -0 equal
+/// to 0 (a sum or product of zeros may be either), so it ties by id too.
 pub fn best_first(a: (f64, &str), b: (f64, &str)) -> Ordering {
-    b.0.total_cmp(&a.0).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+    (b.0 + 0.0)
+        .total_cmp(&(a.0 + 0.0))
+        .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
 }
 
 /// One candidate of a maximal-marginal-relevance pick.
@@ -228,5 +231,25 @@ mod tests {
         assert_eq!(mmr(&pool, 2, 0.5), vec![0, 2]);
         // lambda 0: nothing but diversity; the first pick is a tie, by id.
         assert_eq!(mmr(&pool, 3, 0.0)[0], 0);
+    }
+
+    #[test]
+    fn negative_zero_ties_with_zero() {
+        // lambda 0 makes every first value 0 or -0 (negative relevance): all tie.
+        let (a, b) = ([-1.0f32, 0.0], [1.0f32, 0.0]);
+        let pool = [
+            MmrCandidate {
+                id: "a",
+                vector: &a,
+                relevance: -0.99,
+            },
+            MmrCandidate {
+                id: "b",
+                vector: &b,
+                relevance: 0.99,
+            },
+        ];
+        assert_eq!(mmr(&pool, 2, 0.0), vec![0, 1]);
+        assert_eq!(best_first((-0.0, "a"), (0.0, "b")), Ordering::Less);
     }
 }
