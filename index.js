@@ -119,6 +119,13 @@ function toSearchVector(embedding) {
   return embedding
 }
 
+/** The binding's `[patterns, scores]` as `{ pattern, score }` results. */
+function pairUp([patterns, scores]) {
+  const results = new Array(patterns.length)
+  for (let i = 0; i < patterns.length; i++) results[i] = { pattern: patterns[i], score: scores[i] }
+  return results
+}
+
 const SEARCH_OPTIONS = { k: 'number', threshold: 'number', domain: 'string', type: 'string', framework: 'string', metric: 'string', useMMR: 'boolean', mmrLambda: 'number' }
 
 function toSearchOptions(options) {
@@ -348,7 +355,8 @@ class PatternCache {
 
   /**
    * The k patterns most similar to `embedding`, best first, exact and
-   * filtered before ranking (see index.d.ts). The scan runs on the thread pool.
+   * filtered before ranking (see index.d.ts). Small scans (up to 2^20 floats)
+   * answerable from the mapped file run on this thread; others on the pool.
    */
   searchSimilar(embedding, options) {
     let vector
@@ -359,11 +367,13 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    return this.#native.searchSimilar(vector, opts).then(([patterns, scores]) => {
-      const results = new Array(patterns.length)
-      for (let i = 0; i < patterns.length; i++) results[i] = { pattern: patterns[i], score: scores[i] }
-      return results
-    })
+    let hit
+    try {
+      hit = this.#native.trySearchSimilar(vector, opts)
+    } catch (e) {
+      return reject(e)
+    }
+    return hit === undefined ? this.#native.searchSimilar(vector, opts).then(pairUp) : Promise.resolve(pairUp(hit))
   }
 
   /** Benchmark hook: one pass over the mapped vectors section on this thread (the floor a search is measured against). */

@@ -11,6 +11,9 @@
 //!              reads │    │ rebuild                 ▼ counter on every change
 //!                    ▼    └──── cache_file::build <─┘ (one read transaction)
 //!               format::CacheView  <── mmap ── <cache>.pcache (tier 1)
+//!                    │                             RECORDS + VECTORS + indexes
+//!                    ▼
+//!               search (filter, scan the VECTORS rows in place, rescore, MMR)
 //! ```
 //!
 //! * Writes are validated whole (`validate`), then committed to SQLite in one
@@ -28,6 +31,13 @@
 //!   (`memmap2`), validate the header and small sections at open, and hash
 //!   each record the first time it is read. Other processes notice the new
 //!   file at their next check and map it.
+//! * Similarity search (`search`) reads the same tiers: on tier 1 it
+//!   intersects the index lists, scans only those rows of the VECTORS section
+//!   as `&[f32]` straight from the map (hashing each block on first touch),
+//!   leaves out rows the overlay changed and scores the overlay's instead; on
+//!   tier 2 it streams the matching embeddings from SQLite. Both rank with a
+//!   float32 SIMD kernel widened by its error bound and rescore the survivors
+//!   in float64, so both give the exact answer, bit for bit.
 //! * `scheduler` runs rebuilds in the background (tokio): after writes,
 //!   invalidations and at 80% of `maxAge`, debounced and one at a time.
 //! * Anything wrong with tier 1 (missing, corrupt, other major, too far

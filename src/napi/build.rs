@@ -177,8 +177,8 @@ impl Builder {
     }
 
     /// Search hits as `[patterns, scores]` (index.js pairs them up).
-    pub fn search_results(&self, hits: &[(crate::Pattern, f64)]) -> Result<sys::napi_value> {
-        let refs: Vec<PatternRef<'_>> = hits.iter().map(|(p, _)| p.as_ref()).collect();
+    pub fn search_results(&self, hits: &[(PatternRef<'_>, f64)]) -> Result<sys::napi_value> {
+        let refs: Vec<PatternRef<'_>> = hits.iter().map(|(p, _)| *p).collect();
         let patterns = self.patterns(&refs)?;
         let scores = self.array(hits.iter().map(|(_, s)| self.number(*s)))?;
         self.array([Ok(patterns), Ok(scores)].into_iter())

@@ -44,6 +44,10 @@ fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
 /// larger ones are decoded on the thread pool first.
 const FAST_MAX_RESULTS: usize = 2_000;
 
+/// Searches that scan at most this many floats (4 MiB: a fraction of a
+/// millisecond) run on the JavaScript thread; larger ones on the pool.
+const FAST_SEARCH_FLOATS: usize = 1 << 20;
+
 type Work<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
 type ToJs<T, J> = Box<dyn FnOnce(&Env, T) -> napi::Result<J> + Send>;
 
@@ -335,8 +339,36 @@ impl NativePatternCache {
         let input = options.map(JsSearchOptions::into_core).unwrap_or_default();
         self.run_patterns(
             move |c| c.search_similar(&crate::search::SearchQuery::new(vector, &input)?),
-            |b, hits| b.search_results(hits),
+            |b, hits| {
+                let refs: Vec<_> = hits.iter().map(|(p, s)| (p.as_ref(), *s)).collect();
+                b.search_results(&refs)
+            },
         )
+    }
+
+    /// `searchSimilar` on the JavaScript thread when tier 1 can answer
+    /// without the database and the scan is small (a thread hop would cost
+    /// more than the scan); `undefined` otherwise.
+    #[napi(ts_return_type = "[StoredPattern[], number[]] | undefined")]
+    pub fn try_search_similar(
+        &self,
+        env: Env,
+        embedding: Float32Array,
+        options: Option<JsSearchOptions>,
+    ) -> napi::Result<Either<RawJs, ()>> {
+        let input = options.map(JsSearchOptions::into_core).unwrap_or_default();
+        let query = crate::search::SearchQuery::new(embedding.to_vec(), &input).map_err(|e| js_error(&env, &e))?;
+        match self
+            .core
+            .try_peek(|t| crate::search::scan_floats(t) <= FAST_SEARCH_FLOATS)
+        {
+            Some(true) => {}
+            _ => return Ok(Either::B(())),
+        }
+        self.fast(&env, |b, t| {
+            let hits = crate::search::on_tier1(t, &query)?;
+            Ok(b.search_results(&hits))
+        })
     }
 
     /// One pass reading the mapped vectors section on this thread: the floor

@@ -290,6 +290,12 @@ pub fn on_tier1<'a>(t: &Tier1<'a>, q: &SearchQuery) -> Result<Vec<(PatternRef<'a
         .collect()
 }
 
+/// At most how many floats a search on `t` reads (cheap: no scan).
+pub fn scan_floats(t: &Tier1<'_>) -> usize {
+    let rows = t.view.len() as usize + t.overlay.map_or(0, |o| o.patterns.len());
+    rows.saturating_mul(t.view.header().embedding_dim.max(1) as usize)
+}
+
 /// Calls `each(ordinal, row, norm)` for every row matching the filter and
 /// not masked, in ordinal order, after checking the hash of its block.
 fn scan_file(
