@@ -94,7 +94,7 @@ async function timed(n, fn) {
 const count = (r) => (Array.isArray(r) ? r.filter(Boolean).length : r ? 1 : 0)
 const fmt = (n) => n.toFixed(1).padStart(9)
 
-async function workload(cache, ids) {
+async function workload(cache, ids, queries) {
   const rows = []
   const run = async (name, n, fn) => {
     const { result, medianUs } = await timed(n, fn)
@@ -106,6 +106,9 @@ async function workload(cache, ids) {
   await run("loadPatternsByFramework('vitest')", 50, () => cache.loadPatternsByFramework('vitest'))
   await run("query({ domain: 'payments', type: 'e2e' })", 200, () => cache.query({ domain: 'payments', type: 'e2e' }))
   await run("query({ framework: 'jest', limit: 10 })", 200, () => cache.query({ framework: 'jest', limit: 10 }))
+  await run('searchSimilar(embedding) (top 10)', 200, (i) => cache.searchSimilar(queries[i % queries.length]))
+  await run("searchSimilar(embedding, { domain: 'auth' })", 200, (i) => cache.searchSimilar(queries[i % queries.length], { domain: 'auth' }))
+  await run('searchSimilar(embedding, { useMMR: true })', 100, (i) => cache.searchSimilar(queries[i % queries.length], { useMMR: true }))
   return rows
 }
 
@@ -137,9 +140,13 @@ async function main() {
   console.log(`\nsample pattern ${sample.id}: ${sample.framework} ${sample.type} test, verdict ${sample.verdict}, coverage ${sample.coverage}, ${sample.embedding.length}-dim Float32Array embedding`)
   console.log(sample.content.split('\n').map((l) => '    ' + l).join('\n'))
 
-  const tier1Rows = await workload(cache, ids)
+  const similar = await cache.searchSimilar(sample.embedding, { k: 4 })
+  console.log(`most similar to it (exact cosine, ties by id): ${similar.map((h) => `${h.pattern.id} ${h.score.toFixed(3)}`).join(', ')}`)
+
+  const queries = all.slice(0, 50).map((p) => p.embedding)
+  const tier1Rows = await workload(cache, ids, queries)
   const sqliteOnly = await PatternCache.open({ enabled: false })
-  const tier2Rows = await workload(sqliteOnly, ids)
+  const tier2Rows = await workload(sqliteOnly, ids, queries)
   await sqliteOnly.shutdown()
 
   console.log('\n' + 'operation'.padEnd(44) + 'results' + '  tier 1 (cache) µs' + '  tier 2 (SQLite) µs' + '  speed-up')
