@@ -37,6 +37,12 @@ export declare class NativePatternCache {
    */
   searchSimilar(embedding: Float32Array, options?: JsSearchOptions | undefined | null): Promise<[StoredPattern[], number[]]>
   /**
+   * `searchSimilar` on the JavaScript thread when tier 1 can answer
+   * without the database and the scan is small (a thread hop would cost
+   * more than the scan); `undefined` otherwise.
+   */
+  trySearchSimilar(embedding: Float32Array, options?: JsSearchOptions | undefined | null): [StoredPattern[], number[]] | undefined
+  /**
    * One pass reading the mapped vectors section on this thread: the floor
    * a search is measured against (benchmark only). `null` without a file.
    */
