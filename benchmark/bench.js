@@ -2,11 +2,16 @@
 // The benchmark suite: `npm run bench` from the repository root.
 // BENCH_QUICK=1: only the 10,000-pattern sizes and fewer iterations (for development);
 // its report goes to benchmark/data/RESULTS.quick.md instead of benchmark/RESULTS.md.
+// --only <group>[,<group>...] (or BENCH_ONLY=...): only those groups of measures, of
+// open, reads, memory, rebuild, cold, search; the report goes to
+// benchmark/data/RESULTS.only-<groups>.md, and a full (not quick) search group also
+// replaces the similarity-search section of benchmark/RESULTS.md.
 //
 // Measures (see lib/targets.js for the targets and README.md for the method):
 //   open to ready; memory growth after open (fresh child processes);
 //   loadPattern hit, loadPatternsByDomain (100 / 1,000), tier 2 loadPattern (tinybench);
-//   rebuildCache() and the event-loop stall during it; a fresh process's require + open + query.
+//   rebuildCache() and the event-loop stall during it; a fresh process's require + open + query;
+//   similarity search (lib/search-group.js): searchSimilar against brute-force and ANN libraries.
 
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -18,7 +23,8 @@ const { ensureDataset } = require('./lib/dataset')
 const { collect, percentile, summary, timeRuns, micro, stallTracker, sleep } = require('./lib/measure')
 const { machine, versions } = require('./lib/machine')
 const { evaluate } = require('./lib/targets')
-const { consoleReport, writeMarkdown, fmtTime } = require('./lib/report')
+const { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection } = require('./lib/report')
+const { measureSearch } = require('./lib/search-group')
 const { SELECT_ONE, rowToPattern } = require('./lib/rows')
 const load = require('./lib/load')
 
@@ -26,8 +32,35 @@ const QUICK = process.env.BENCH_QUICK === '1'
 const SIZES = QUICK ? [10000] : [10000, 100000]
 const COLD_SIZE = 1000
 const CONFIG = QUICK
-  ? { openRuns: 10, openWarmup: 2, microTime: 300, microWarmup: 100, memoryRuns: 2, rebuildRuns: 3, coldRuns: 10, coldWarmup: 2 }
-  : { openRuns: 20, openWarmup: 2, microTime: 2000, microWarmup: 300, memoryRuns: 3, rebuildRuns: 5, coldRuns: 30, coldWarmup: 3 }
+  ? { openRuns: 10, openWarmup: 2, microTime: 300, microWarmup: 100, memoryRuns: 2, rebuildRuns: 3, coldRuns: 10, coldWarmup: 2,
+      searchTime: 300, searchWarmup: 50, searchIterations: 20, firstRuns: 3 }
+  : { openRuns: 20, openWarmup: 2, microTime: 2000, microWarmup: 300, memoryRuns: 3, rebuildRuns: 5, coldRuns: 30, coldWarmup: 3,
+      searchTime: 2000, searchWarmup: 200, searchIterations: 50, firstRuns: 5 }
+
+const GROUPS = ['open', 'reads', 'memory', 'rebuild', 'cold', 'search']
+/** The groups asked for with --only a,b (or --only=a,b, or BENCH_ONLY=a,b); null: all. */
+function onlyGroups() {
+  const argv = process.argv.slice(2)
+  let value = process.env.BENCH_ONLY || null
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--only') value = argv[++i]
+    else if (argv[i].startsWith('--only=')) value = argv[i].slice('--only='.length)
+    else {
+      console.error(`bench.js: unknown argument ${argv[i]} (usage: node benchmark/bench.js [--only ${GROUPS.join(',')}])`)
+      process.exit(2)
+    }
+  }
+  if (value === null) return null
+  const groups = value.split(',').map((g) => g.trim()).filter(Boolean)
+  const unknown = groups.filter((g) => !GROUPS.includes(g))
+  if (!groups.length || unknown.length) {
+    console.error(`bench.js: --only takes some of ${GROUPS.join(', ')} (got ${value})`)
+    process.exit(2)
+  }
+  return GROUPS.filter((g) => groups.includes(g))
+}
+const ONLY = onlyGroups()
+const runs = (g) => !ONLY || ONLY.includes(g)
 
 const CONTENDERS = Object.fromEntries(
   ['pattern-cache', 'pattern-cache-tier2', 'reference', 'js-map', 'msgpackr', 'better-sqlite3', 'lmdb'].map((name) => [
@@ -320,24 +353,35 @@ async function measureColdStart(ds) {
 async function main() {
   const started = performance.now()
   const versionsAtStart = versions()
-  log(`pattern-cache benchmark${QUICK ? ' (BENCH_QUICK=1)' : ''}: sizes ${SIZES.map((n) => n.toLocaleString('en-US')).join(', ')}`)
-  const datasets = []
-  for (const size of SIZES) datasets.push(await ensureDataset(size, log))
-  const coldData = await ensureDataset(COLD_SIZE, log)
-  const largest = datasets[datasets.length - 1]
+  log(`pattern-cache benchmark${QUICK ? ' (BENCH_QUICK=1)' : ''}${ONLY ? ` (only ${ONLY.join(', ')})` : ''}: sizes ${SIZES.map((n) => n.toLocaleString('en-US')).join(', ')}`)
+  const classic = GROUPS.filter((g) => g !== 'search').some(runs)
+  if (classic) {
+    const datasets = []
+    for (const size of SIZES) datasets.push(await ensureDataset(size, log))
+    const largest = datasets[datasets.length - 1]
 
-  for (const ds of datasets) {
-    const n = ds.count.toLocaleString('en-US')
-    log(`\npreparing contenders' files for ${n} patterns`)
-    await prepare(ds, Object.keys(CONTENDERS))
-    await group(`${MEASURE.open}, ${n}`, () => measureOpen(ds))
-    await group(`reads, ${n}`, () => measureReads(ds))
+    for (const ds of datasets) {
+      const n = ds.count.toLocaleString('en-US')
+      if (!runs('open') && !runs('reads') && ds !== largest) continue
+      log(`\npreparing contenders' files for ${n} patterns`)
+      await prepare(ds, Object.keys(CONTENDERS))
+      if (runs('open')) await group(`${MEASURE.open}, ${n}`, () => measureOpen(ds))
+      if (runs('reads')) await group(`reads, ${n}`, () => measureReads(ds))
+    }
+    const n = largest.count.toLocaleString('en-US')
+    if (runs('memory')) await group(`memory, ${n}`, () => measureMemory(largest))
+    if (runs('rebuild')) await group(`rebuild, ${n}`, () => measureRebuild(largest))
+    if (runs('cold')) {
+      const coldData = await ensureDataset(COLD_SIZE, log)
+      await prepare(coldData, COLD)
+      await group(MEASURE.cold, () => measureColdStart(coldData))
+    }
   }
-  const n = largest.count.toLocaleString('en-US')
-  await group(`memory, ${n}`, () => measureMemory(largest))
-  await group(`rebuild, ${n}`, () => measureRebuild(largest))
-  await prepare(coldData, COLD)
-  await group(MEASURE.cold, () => measureColdStart(coldData))
+  if (runs('search')) {
+    await group('similarity search', () =>
+      measureSearch({ log, attempt, config: CONFIG, quick: QUICK, results, checkTier, fmtTime }),
+    )
+  }
 
   results.finishedAt = new Date().toISOString()
   results.durationMs = performance.now() - started
@@ -349,7 +393,7 @@ async function main() {
     )
   }
   if (results.idleStall.stallMs > 5) results.notes.push(`the idle event loop itself stalled ${results.idleStall.stallMs.toFixed(1)} ms once (timer jitter of this machine)`)
-  const targets = evaluate(results)
+  const targets = evaluate(results, { groups: ONLY })
   const context = { machine: machine(), versions: versions(), config: CONFIG }
   const built = 'pattern-cache addon built'
   if (versionsAtStart[built] !== context.versions[built]) {
@@ -359,10 +403,36 @@ async function main() {
     )
   }
   log(consoleReport(results, targets, TITLES))
+  if (ONLY) return writeOnly(targets, context, versionsAtStart)
   const out = QUICK ? path.join(__dirname, 'data', 'RESULTS.quick.md') : path.join(__dirname, 'RESULTS.md')
   writeMarkdown(out, results, targets, TITLES, context)
   fs.writeFileSync(path.join(__dirname, 'data', QUICK ? 'results.quick.json' : 'results.json'), JSON.stringify({ ...results, targets, ...context }, null, 2))
   log(`wrote ${path.relative(process.cwd(), out)} (${(results.durationMs / 60000).toFixed(1)} minutes)`)
+}
+
+/**
+ * The report of a run of some groups only: benchmark/data/RESULTS.only-<groups>.md (+ .json);
+ * a full search group also replaces the similarity-search section of benchmark/RESULTS.md,
+ * leaving the rest of that file (the last full run's) as it was.
+ */
+function writeOnly(targets, context, measured) {
+  const tag = `only-${ONLY.join('-')}${QUICK ? '.quick' : ''}`
+  const command = `${QUICK ? 'BENCH_QUICK=1 ' : ''}node benchmark/bench.js --only ${ONLY.join(',')}`
+  const out = path.join(__dirname, 'data', `RESULTS.${tag}.md`)
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  const section = searchSection(results, context, { targets: targets.filter((t) => t.measure.startsWith('searchSimilar')), separate: { command, measured } })
+  if (ONLY.length === 1 && ONLY[0] === 'search') {
+    fs.writeFileSync(out, `# pattern-cache benchmark results: ${command}\n\n${section}`)
+  } else {
+    writeMarkdown(out, results, targets, TITLES, context)
+  }
+  fs.writeFileSync(path.join(__dirname, 'data', `results.${tag}.json`), JSON.stringify({ ...results, targets, ...context }, null, 2))
+  log(`wrote ${path.relative(process.cwd(), out)} (${(results.durationMs / 60000).toFixed(1)} minutes)`)
+  if (runs('search') && !QUICK && results.search && results.search.timings.length) {
+    const main = path.join(__dirname, 'RESULTS.md')
+    spliceSearchSection(main, section)
+    log(`replaced the similarity-search section of ${path.relative(process.cwd(), main)}`)
+  }
 }
 
 main().catch((e) => {

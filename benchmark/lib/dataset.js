@@ -177,4 +177,4 @@ function describeDataset(count) {
   }
 }
 
-module.exports = { ensureDataset, describeDataset, generate, DATA_ROOT, DIM }
+module.exports = { ensureDataset, describeDataset, generate, rng, shuffle, DATA_ROOT, DIM }

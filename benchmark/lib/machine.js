@@ -7,7 +7,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 
 const ROOT = path.join(__dirname, '..', '..')
-const DEPENDENCIES = ['better-sqlite3', 'lmdb', 'msgpackr', '@msgpack/msgpack', 'tinybench']
+const DEPENDENCIES = ['better-sqlite3', 'lmdb', 'msgpackr', '@msgpack/msgpack', 'tinybench', 'hnswlib-node', 'usearch', 'sqlite-vec']
 
 function cpuModel() {
   try {
@@ -50,6 +50,12 @@ function versions() {
   const Database = require('better-sqlite3')
   const db = new Database(':memory:')
   out['SQLite (better-sqlite3)'] = db.prepare('SELECT sqlite_version() AS v').get().v
+  try {
+    require('sqlite-vec').load(db)
+    out['sqlite-vec (vec_version())'] = db.prepare('SELECT vec_version() AS v').get().v
+  } catch (e) {
+    out['sqlite-vec (vec_version())'] = `not loadable: ${e.message}`
+  }
   db.close()
   return out
 }

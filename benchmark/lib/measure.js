@@ -50,9 +50,10 @@ async function timeRuns(fn, { runs, warmup = 1 }) {
 /**
  * tinybench over `tasks` ({ name: async fn }), one after the other.
  * Returns { name: { median, p99, runs } } in ms per awaited call.
+ * At least `iterations` samples (64 unless told) after at least `warmupIterations` (32) untimed.
  */
-async function micro(tasks, { time, warmupTime }) {
-  const bench = new Bench({ time, warmupTime, warmupIterations: 32, iterations: 64, timestampProvider: 'hrtimeNow', throws: true })
+async function micro(tasks, { time, warmupTime, iterations = 64, warmupIterations = 32 }) {
+  const bench = new Bench({ time, warmupTime, warmupIterations, iterations, timestampProvider: 'hrtimeNow', throws: true })
   for (const [name, fn] of Object.entries(tasks)) bench.add(name, fn, { async: true })
   collect()
   await bench.run()

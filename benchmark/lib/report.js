@@ -54,26 +54,107 @@ function rebuildTable(results, titles) {
   )
 }
 
+const fmtRatioOf = (x) =>
+  x === undefined || Number.isNaN(x) ? '-' : (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)) + 'x'
+
+/** The similarity-search table: one row per data set, query and contender, with its answers' quality. */
+function searchTable(search) {
+  const title = (name) => search.contenders[name]?.title || name
+  const answer = (t) => search.answers.find((a) => a.set === t.set && a.measure === t.measure && a.contender === t.contender)
+  const pcOf = (t) => search.timings.find((u) => u.set === t.set && u.measure === t.measure && u.contender === 'pattern-cache')?.median
+  // grouped by data set, then query (each in the order first measured); contenders in the order measured
+  const sets = [...new Set(search.timings.map((t) => t.set))]
+  const measures = [...new Set(search.timings.map((t) => t.measure))]
+  const rows = search.timings
+    .map((t, i) => ({ t, i }))
+    .sort((a, b) => sets.indexOf(a.t.set) - sets.indexOf(b.t.set) || measures.indexOf(a.t.measure) - measures.indexOf(b.t.measure) || a.i - b.i)
+    .map(({ t }) => t)
+  return table(
+    ['data set', 'query', 'contender', 'median', 'p99', 'runs', 'median / pattern-cache\'s', `recall@${search.k}`, 'same ids, same order', `fewest results (of ${search.k})`],
+    rows.map((t) => {
+      const a = answer(t)
+      const first = t.measure.startsWith('first')
+      return [
+        t.set,
+        t.measure,
+        title(t.contender),
+        fmtTime(t.median),
+        fmtTime(t.p99),
+        fmtN(t.runs),
+        first ? '-' : fmtRatioOf(t.median / pcOf(t)),
+        a ? a.recall.toFixed(4) : '-',
+        a ? `${a.exactOrder} of ${a.queries} queries` : '-',
+        a ? (a.minCount < search.k ? `**${a.minCount}**` : String(a.minCount)) : '-',
+      ]
+    }),
+  )
+}
+
+function searchBuildTable(search) {
+  const title = (name) => search.contenders[name]?.title || name
+  return table(['data set', 'contender', 'what', 'time'], search.builds.map((b) => [b.set, title(b.contender), b.what, fmtTime(b.ms)]))
+}
+
+const SEARCH_BEGIN = '<!-- similarity search: begin -->'
+const SEARCH_END = '<!-- similarity search: end -->'
+
+/** The similarity-search section of RESULTS.md (empty when the group did not run). */
+function searchSection(results, { machine, versions, config }, { targets, separate } = {}) {
+  const search = results.search
+  if (!search) return ''
+  const mismatched = search.answers.filter((a) => a.contender === 'pattern-cache' && a.exactOrder < a.queries)
+  return `${SEARCH_BEGIN}
+## Similarity search
+
+${separate ? `Measured on its own by \`${separate.command}\` on ${results.finishedAt} (${(results.durationMs / 60000).toFixed(1)} minutes; pattern-cache commit ${(separate.measured || versions)['pattern-cache commit']}, addon built ${(separate.measured || versions)['pattern-cache addon built']}${separate.measured && separate.measured['pattern-cache addon built'] !== versions['pattern-cache addon built'] ? ': the addon this process loaded at its start; it was rebuilt during the run' : ''}), on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB), ${machine.os}, Node.js ${versions.node};
+the rest of this file is from the last full run. Versions of the search contenders: ${['hnswlib-node', 'usearch', 'sqlite-vec', 'sqlite-vec (vec_version())'].filter((k) => versions[k]).map((k) => `${k} ${versions[k]}`).join(', ')}.
+Other processes used ${results.load.map((l) => `${l.otherCores.toFixed(2)} cores on average (${l.otherCpuSeconds.toFixed(1)} s of CPU in ${l.seconds.toFixed(0)} s)`).join(', ') || 'an unknown share of the CPU'} while it ran.
+
+${targets ? `${targetsTable(targets)}\n\n` : ''}` : ''}Top-${search.k} over clustered unit-length vectors, ${search.queries} fixed query vectors (drawn like the data, not stored ones) in turn; one thread; every contender in the same process and run, one open at a time.
+Times per call (tinybench: at least ${config.searchIterations} samples and ${config.searchTime} ms per query kind, after the answer pass below and a few more searches); "median / pattern-cache's" divides a row's median by pattern-cache's for the same data set and query.
+Recall@${search.k}: the share of the exact float64 answer's ids that a contender returned, over every query; "same ids, same order": queries answered with exactly the float64 ranking (ties by id).
+"fewest results": the fewest a contender returned for any query (a filtered query has 1,000 or 10,000 matching patterns, so ${search.k} is always possible).
+
+${searchTable(search)}
+
+Building the indexes (not part of the times above):
+
+${searchBuildTable(search)}
+
+${mismatched.length ? `pattern-cache queries not ranked exactly like float64 (first differing position, rows got / wanted, wanted float64 scores):\n${mismatched.map((a) => `- ${a.set}, ${a.measure}: ${a.mismatches.map((m) => `query ${m.query} at ${m.at}: ${m.got.join(', ')} / ${m.want.join(', ')} (${m.wantScores.map((x) => x.toFixed(8)).join(', ')})`).join('; ')}`).join('\n')}\n\n` : ''}${search.answers.some((a) => a.maxScoreError !== undefined && a.contender === 'pattern-cache') ? `pattern-cache's scores differ from the float64 ones by at most ${Math.max(...search.answers.filter((a) => a.contender === 'pattern-cache' && a.maxScoreError !== undefined).map((a) => a.maxScoreError)).toExponential(1)} (where the ids match).\n\n` : ''}Method:
+
+- Data (benchmark/lib/search-data.js): ${search.sets.map((s) => s.name).join(' and ')}; ${search.clusters} cluster centres (Gaussian, normalised), a point is a centre plus Gaussian noise of norm about ${search.noise}, normalised, in float32;
+  10 domains of exactly 10% each, assigned at random (seeded) independently of the cluster, so \`domain\` selects 10%; 5 types, 5 frameworks.
+  Stored once through pattern-cache \`storePatterns\` (5,000 per batch) into benchmark/data/search-<count>x<dim>/ and reused; the cache file is rebuilt fresh each run; every other contender is filled with the vectors read back from that database.
+- The exact answers: every query against every stored float32 vector with float64 sums, scores as the metric says, ties by id.
+- Contenders (benchmark/contenders/search/):
+${Object.entries(search.contenders).map(([name, c]) => `  - **${c.title}**: ${c.description}`).join('\n')}
+- First search after open: ${config.firstRuns} times, a new \`PatternCache.open()\` (not timed), then one \`searchSimilar\` (the first scan checks the SHA-256 of each block of vectors it reads), then \`shutdown()\`.
+${separate && results.notes.length ? `\nNotes of this run:\n\n${results.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}${SEARCH_END}
+`
+}
+
+/** Replaces the similarity-search section of an existing RESULTS.md (or adds it before "## Machine load"). */
+function spliceSearchSection(file, section) {
+  let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+  const begin = text.indexOf(SEARCH_BEGIN)
+  const end = text.indexOf(SEARCH_END)
+  if (begin >= 0 && end > begin) text = text.slice(0, begin) + section.trimEnd() + text.slice(end + SEARCH_END.length)
+  else {
+    const at = text.indexOf('\n## Machine load')
+    text = at >= 0 ? `${text.slice(0, at + 1)}${section}\n${text.slice(at + 1)}` : `${text.trimEnd()}\n\n${section}`
+  }
+  fs.writeFileSync(file, text)
+}
+
 function consoleReport(results, targets, titles) {
-  return [
-    '',
-    '## Results (median and p99 per awaited call or per run)',
-    '',
-    timingsTable(results, titles),
-    '',
-    '## Memory growth after open',
-    '',
-    memoryTable(results, titles),
-    '',
-    '## rebuild and the event loop',
-    '',
-    rebuildTable(results, titles),
-    '',
-    '## Targets',
-    '',
-    targetsTable(targets),
-    '',
-  ].join('\n')
+  const out = ['']
+  if (results.timings.length) out.push('## Results (median and p99 per awaited call or per run)', '', timingsTable(results, titles), '')
+  if (results.memory.length) out.push('## Memory growth after open', '', memoryTable(results, titles), '')
+  if (results.rebuild.length) out.push('## rebuild and the event loop', '', rebuildTable(results, titles), '')
+  if (results.search) out.push('## Similarity search', '', searchTable(results.search), '', searchBuildTable(results.search), '')
+  out.push('## Targets', '', targetsTable(targets), '')
+  return out.join('\n')
 }
 
 function markdown(results, targets, titles, { machine, versions, config }) {
@@ -124,6 +205,7 @@ While each rebuild runs, a 1 ms \`setInterval\` records the longest gap between 
 
 ${rebuildTable(results, titles)}
 
+${searchSection(results, { machine, versions, config })}
 ## Machine load
 
 CPU time that other processes and the kernel used while each group of measures ran: the machine's busy time (user, system, steal; /proc/stat) minus this benchmark's own (its threads and child processes; /proc/self/stat). Before each group the benchmark waits up to a minute for other processes to use less than 0.2 cores.
@@ -158,4 +240,4 @@ function writeMarkdown(file, ...args) {
   fs.writeFileSync(file, markdown(...args))
 }
 
-module.exports = { consoleReport, writeMarkdown, fmtTime }
+module.exports = { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection, markdown }
