@@ -18,7 +18,7 @@ const ROOT = tempDir('cli')
 function dirFor(name) {
   return fs.mkdtempSync(path.join(ROOT, `${name}-`))
 }
-const HEADER_LEN = 384
+const HEADER_LEN = 512
 
 /**
  * Runs the CLI; never throws on a non-zero exit.

@@ -11,7 +11,7 @@ const path = require('node:path')
 const { PatternCache } = require('../index.js')
 const { generatePatterns, keepAliveUntil, Model, plain, tempDir } = require('./helpers.js')
 
-const HEADER_LEN = 384
+const HEADER_LEN = 512
 
 /** A database with patterns and a valid cache file; returns its paths and model. */
 async function setup(/** @type {string} */ name) {
@@ -63,7 +63,8 @@ const atOpen = [
   ['trailing garbage', (b) => Buffer.concat([b, Buffer.from('garbage')]), 'corruption'],
   ['empty', () => Buffer.alloc(0), 'corruption'],
   ['foreign (a PNG signature and noise)', (b) => Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.alloc(b.length, 7)]), 'corruption'],
-  ['other major version', (b) => withMajor(b, 2), 'version_mismatch'],
+  ['other major version', (b) => withMajor(b, 3), 'version_mismatch'],
+  ['format 1 (embeddings inside records)', (b) => withMajor(b, 1), 'version_mismatch'],
   ['old major version', (b) => withMajor(b, 0), 'version_mismatch'],
 ]
 
@@ -153,7 +154,7 @@ test('inspect() and verify() report the file on disk as it is', async () => {
   assert.equal(fresh.fileGeneration, fresh.dbGeneration)
   assert.equal(fresh.sameDatabase, true)
   assert.equal(fresh.filePatternCount, 300)
-  assert.equal(fresh.formatVersion, '1.0.0')
+  assert.equal(fresh.formatVersion, '2.0.0')
   assert.equal(await cache.verify(), 300)
 
   await cache.storePattern({ id: 'new', type: 't', domain: 'd', content: 'c', embedding: new Float32Array(16) })
