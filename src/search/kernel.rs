@@ -157,8 +157,39 @@ pub fn cosine(a: &[f32], a_norm: f64, b: &[f32]) -> f64 {
 }
 
 /// One pass over `bytes` reading every byte: the floor a scan is measured
-/// against (what it costs to bring the vectors through one core).
+/// against (what it costs to bring the vectors through one core). Compiled
+/// for the widest loads the CPU has, so the floor is not a slow straw man.
 pub fn read_floor(bytes: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { read_floor_avx512(bytes) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { read_floor_avx2(bytes) };
+        }
+    }
+    read_floor_portable(bytes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_floor_avx512(bytes: &[u8]) -> u64 {
+    read_floor_portable(bytes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn read_floor_avx2(bytes: &[u8]) -> u64 {
+    read_floor_portable(bytes)
+}
+
+/// Wrapping sums of u64 words in 8 lanes (which the compiler vectorises to
+/// whatever the enclosing function's target features allow).
+#[inline(always)]
+fn read_floor_portable(bytes: &[u8]) -> u64 {
     // SAFETY: every bit pattern is a valid u64; align_to hands out only the
     // aligned middle part.
     let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
