@@ -232,6 +232,42 @@ export interface PatternSearchResult {
   score: number
 }
 
+/** One use of a pattern, as recorded after a test ran with it. */
+export interface UsageOutcome {
+  /** true: successCount + 1 as well. Default false. */
+  success?: boolean
+  /** Unix ms of the use (a non-negative integer); now when absent. lastUsed becomes max(lastUsed, at). */
+  at?: number
+}
+
+/** One entry of `recordUsages`. */
+export interface UsageEntry extends UsageOutcome {
+  id: string
+}
+
+export interface PatternStats {
+  patternCount: number
+  /** The database's embedding dimension; 0 while it holds no pattern. */
+  dimension: number
+  byDomain: Record<string, number>
+  byType: Record<string, number>
+  byFramework: Record<string, number>
+  /** Every verdict, 0 where none has it. */
+  byVerdict: Record<Verdict, number>
+  agentConfigCount: number
+}
+
+export interface PatternPageRequest extends PatternFilter {
+  /** The cursor of the previous page; absent for the first. `limit` is the page size: an integer 1..10,000, default 1000. */
+  cursor?: string
+}
+
+export interface PatternPage {
+  patterns: StoredPattern[]
+  /** Pass it to get the next page; absent after the last one. Opaque. */
+  cursor?: string
+}
+
 /** Every error this package rejects or throws with has a `code`. */
 export interface PatternCacheErrorLike extends Error {
   code: ErrorCode
@@ -298,6 +334,34 @@ export declare class PatternCache {
   loadAgentConfig(agentId: string): Promise<AgentConfigEntry | null>
   /** Inserts or replaces. @throws INVALID_AGENT_CONFIG (nothing written). */
   storeAgentConfig(config: AgentConfigEntry): Promise<void>
+
+  /**
+   * Records one use: usageCount + 1, lastUsed = max(lastUsed, outcome.at), successCount + 1 when
+   * outcome.success. Atomic across processes and threads (one SQL UPDATE): concurrent uses are
+   * never lost. Resolves false when there is no such pattern (and changes nothing). Visible to this
+   * instance's next read at once, to other processes within checkInterval; counter changes are
+   * served from the cache file amended in memory, and never rebuild it more often than the
+   * scheduler's debounce. @throws INVALID_ARGUMENT (a bad id, `at` negative or not an integer)
+   */
+  recordUsage(id: string, outcome?: UsageOutcome): Promise<boolean>
+  /**
+   * Records many uses in one transaction (a whole test run). All or nothing: every entry is
+   * checked first; an unknown id rejects with INVALID_ARGUMENT naming it, and nothing is written.
+   */
+  recordUsages(entries: UsageEntry[]): Promise<void>
+  /** Counts of what the store holds, as of the newest generation this instance knows; the same from either tier. */
+  getStats(): Promise<PatternStats>
+  /**
+   * Every pattern matching the filter, in id order (byte order), a page at a time (keyset paging
+   * by id). Paging through while others write never returns an id twice and never skips one that
+   * existed throughout. Memory is bounded by the page.
+   * @throws INVALID_ARGUMENT (a bad cursor, a page size outside 1..10,000, a bad filter)
+   */
+  listPatterns(request?: PatternPageRequest): Promise<PatternPage>
+  /** Every agent config, ordered by agentId (byte order). */
+  listAgentConfigs(): Promise<AgentConfigEntry[]>
+  /** true when a config was deleted (a `config_updated` invalidation, like a store). */
+  deleteAgentConfig(agentId: string): Promise<boolean>
 
   /** Stops serving the cache file until it is rebuilt; `requiresRebuild: true` starts a rebuild now. @throws INVALID_ARGUMENT, CLOSED */
   markStale(event: CacheInvalidation): void

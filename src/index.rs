@@ -1,6 +1,7 @@
 //! The domain/type/framework indexes: name -> ordinals of the records that
 //! have it. Records are stored in id order, so an ascending ordinal list is
-//! also in id order, and intersecting lists keeps that order.
+//! also in id order, and intersecting lists keeps that order. A fourth index,
+//! by verdict, is not a filter: it lets `getStats` count without decoding.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,9 +10,12 @@ use crate::model::{IndexKind, Pattern};
 
 type Section = Vec<(String, Vec<u32>)>;
 
+/// Position of the verdict index after the three `IndexKind`s.
+const VERDICT: usize = 3;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Indexes {
-    by_kind: [HashMap<String, Vec<u32>>; 3],
+    by_kind: [HashMap<String, Vec<u32>>; 4],
 }
 
 impl Indexes {
@@ -19,7 +23,13 @@ impl Indexes {
     pub fn build<'a>(patterns: impl IntoIterator<Item = &'a Pattern>) -> Indexes {
         let mut builder = IndexBuilder::default();
         for (ordinal, p) in patterns.into_iter().enumerate() {
-            builder.add(ordinal as u32, &p.domain, &p.pattern_type, &p.framework);
+            builder.add(
+                ordinal as u32,
+                &p.domain,
+                &p.pattern_type,
+                &p.framework,
+                p.verdict.as_str(),
+            );
         }
         builder.finish()
     }
@@ -28,8 +38,18 @@ impl Indexes {
         self.by_kind[kind as usize].get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// How many records each name of `kind` files.
+    pub fn counts(&self, kind: IndexKind) -> impl Iterator<Item = (&str, usize)> {
+        self.by_kind[kind as usize].iter().map(|(k, v)| (k.as_str(), v.len()))
+    }
+
+    /// How many records have each verdict (only verdicts some record has).
+    pub fn verdict_counts(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.by_kind[VERDICT].iter().map(|(k, v)| (k.as_str(), v.len()))
+    }
+
     /// Names with their ordinal lists, names in byte order: the on-disk form.
-    pub fn as_sections(&self) -> (Section, Section, Section) {
+    pub fn as_sections(&self) -> (Section, Section, Section, Section) {
         let sorted = |m: &HashMap<String, Vec<u32>>| -> Section {
             let ordered: BTreeMap<&String, &Vec<u32>> = m.iter().collect();
             ordered.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -38,14 +58,15 @@ impl Indexes {
             sorted(&self.by_kind[0]),
             sorted(&self.by_kind[1]),
             sorted(&self.by_kind[2]),
+            sorted(&self.by_kind[VERDICT]),
         )
     }
 
     /// Takes the on-disk form and checks what a reader relies on: names are
     /// unique, every ordinal is below `count`, each list ascends strictly,
     /// and each kind files every record exactly once.
-    pub fn from_sections((d, t, f): (Section, Section, Section), count: u64) -> Result<Indexes> {
-        for (k, section) in [&d, &t, &f].into_iter().enumerate() {
+    pub fn from_sections((d, t, f, v): (Section, Section, Section, Section), count: u64) -> Result<Indexes> {
+        for (k, section) in [&d, &t, &f, &v].into_iter().enumerate() {
             if section.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err(Error::CacheCorrupt(format!(
                     "index {k} names are not strictly ascending"
@@ -57,6 +78,7 @@ impl Indexes {
                 d.into_iter().collect(),
                 t.into_iter().collect(),
                 f.into_iter().collect(),
+                v.into_iter().collect(),
             ],
         };
         for (k, map) in ix.by_kind.iter().enumerate() {
@@ -94,17 +116,18 @@ impl Indexes {
 /// Adds records one at a time (as a streaming build sees them).
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
-    by_kind: [HashMap<String, Vec<u32>>; 3],
+    by_kind: [HashMap<String, Vec<u32>>; 4],
 }
 
 impl IndexBuilder {
-    pub fn add(&mut self, ordinal: u32, domain: &str, pattern_type: &str, framework: &str) {
+    pub fn add(&mut self, ordinal: u32, domain: &str, pattern_type: &str, framework: &str, verdict: &str) {
         for (kind, key) in [
-            (IndexKind::Domain, domain),
-            (IndexKind::Type, pattern_type),
-            (IndexKind::Framework, framework),
+            (IndexKind::Domain as usize, domain),
+            (IndexKind::Type as usize, pattern_type),
+            (IndexKind::Framework as usize, framework),
+            (VERDICT, verdict),
         ] {
-            let map = &mut self.by_kind[kind as usize];
+            let map = &mut self.by_kind[kind];
             match map.get_mut(key) {
                 Some(list) => list.push(ordinal),
                 None => {
@@ -161,14 +184,16 @@ mod tests {
     #[test]
     fn from_sections_checks_each_record_is_filed_once_under_sorted_names() {
         let ok = section(&[("a", &[0]), ("b", &[1])]);
-        assert!(Indexes::from_sections((ok.clone(), ok.clone(), ok.clone()), 2).is_ok());
+        assert!(Indexes::from_sections((ok.clone(), ok.clone(), ok.clone(), ok.clone()), 2).is_ok());
         let twice = section(&[("a", &[0]), ("b", &[0])]);
         let unsorted = section(&[("b", &[1]), ("a", &[0])]);
         let repeated = section(&[("a", &[0]), ("a", &[1])]);
         let past_end = section(&[("a", &[0]), ("b", &[2])]);
         let missing = section(&[("a", &[0])]);
         for bad in [twice, unsorted, repeated, past_end, missing] {
-            let err = Indexes::from_sections((ok.clone(), bad, ok.clone()), 2).unwrap_err();
+            let err = Indexes::from_sections((ok.clone(), bad.clone(), ok.clone(), ok.clone()), 2).unwrap_err();
+            assert_eq!(err.code(), "CACHE_CORRUPT");
+            let err = Indexes::from_sections((ok.clone(), ok.clone(), ok.clone(), bad), 2).unwrap_err();
             assert_eq!(err.code(), "CACHE_CORRUPT");
         }
     }

@@ -20,10 +20,12 @@ use crate::cache_file::{self, CachePaths, FileIdentity};
 use crate::config::Config;
 use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
+use crate::format::record::PatternRef;
 use crate::format::CacheView;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::model::{
-    AgentConfig, AgentConfigInput, BuildResult, CacheEvent, IndexKind, Pattern, PatternFilter, PatternInput, Trigger,
+    AgentConfig, AgentConfigInput, BuildResult, CacheEvent, IndexKind, Pattern, PatternFilter, PatternInput, Stats,
+    Trigger, UsageInput,
 };
 use crate::overlay::{Overlay, Tier1};
 use crate::scheduler::{Rebuild, Scheduler};
@@ -39,6 +41,12 @@ pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 /// The most changed keys an overlay holds; past it, SQLite answers until the
 /// (already scheduled) rebuild lands.
 const MAX_OVERLAY: usize = 4096;
+/// The most patterns whose counters alone changed an overlay holds (about
+/// 100 bytes each); past it, SQLite answers until the rebuild lands.
+const MAX_COUNTERS: usize = 1 << 20;
+/// Counter changes alone start a rebuild (folding them into the file) only
+/// past this many patterns, or at the TTL: uses never rebuild the file per use.
+const COUNTERS_REBUILD_AT: usize = 1 << 16;
 /// The change log is pruned after a rebuild once it holds more keys than this.
 const CHANGE_LOG_KEEP: usize = 10_000;
 /// How long `shutdown` waits for a background rebuild to stop.
@@ -245,6 +253,100 @@ impl PatternCache {
     pub fn scan_floor(&self) -> Result<Option<u64>> {
         let view = self.inner()?.view.load_full();
         Ok(view.map(|v| search::kernel::read_floor(v.vectors().rows(v.bytes()))))
+    }
+
+    /// Records one use: false (nothing changed) when there is no such pattern.
+    pub fn record_usage(&self, input: &UsageInput) -> Result<bool> {
+        validate::id_argument(&input.id)?;
+        let at = validate::usage_at(input.at, now_ms())?;
+        let inner = self.inner()?;
+        let (found, generation) = inner.db.write(|conn| {
+            Ok((
+                queries::record_usage(conn, &input.id, input.success, at)?,
+                queries::generation(conn)?,
+            ))
+        })?;
+        if found {
+            inner.saw_own_use(generation);
+        }
+        Ok(found)
+    }
+
+    /// Records many uses in one transaction; an unknown id writes nothing.
+    pub fn record_usages(&self, inputs: &[UsageInput]) -> Result<()> {
+        let now = now_ms();
+        let checked = inputs
+            .iter()
+            .map(|u| {
+                validate::id_argument(&u.id)?;
+                Ok((u.id.as_str(), u.success, validate::usage_at(u.at, now)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if checked.is_empty() {
+            return Ok(());
+        }
+        let inner = self.inner()?;
+        let generation = inner.db.write(|conn| {
+            for &(id, success, at) in &checked {
+                if !queries::record_usage(conn, id, success, at)? {
+                    return Err(Error::InvalidArgument(format!(
+                        "recordUsages: there is no pattern '{id}' (nothing was recorded)"
+                    )));
+                }
+            }
+            queries::generation(conn)
+        })?;
+        inner.saw_own_use(generation);
+        Ok(())
+    }
+
+    /// Counts of what the store holds.
+    pub fn stats(&self) -> Result<Stats> {
+        self.inner()?.serve(|t| t.stats(), queries::stats)
+    }
+
+    /// A page of the patterns matching `filter` with ids after `after`, and
+    /// whether more follow.
+    pub fn list_patterns(&self, filter: &PatternFilter, after: Option<&str>) -> Result<(Vec<Pattern>, bool)> {
+        validate::filter(filter)?;
+        if let Some(a) = after {
+            validate::id_argument(a)?;
+        }
+        let size = validate::page_size(filter.limit)?;
+        let (mut page, more) = self
+            .inner()?
+            .serve(
+                |t| {
+                    Ok(t.page(filter, after, size + 1)?
+                        .iter()
+                        .map(PatternRef::to_owned)
+                        .collect::<Vec<_>>())
+                },
+                |c| queries::page(c, filter, after, size + 1),
+            )
+            .map(|p: Vec<Pattern>| {
+                let more = p.len() > size;
+                (p, more)
+            })?;
+        page.truncate(size);
+        Ok((page, more))
+    }
+
+    /// Every agent config, in agent id order.
+    pub fn list_agent_configs(&self) -> Result<Vec<AgentConfig>> {
+        self.inner()?.serve(|t| Ok(t.configs()), queries::all_configs)
+    }
+
+    pub fn delete_agent_config(&self, agent_id: &str) -> Result<bool> {
+        validate::key("agentId", agent_id, validate::MAX_ID_BYTES).map_err(Error::InvalidArgument)?;
+        let inner = self.inner()?;
+        let (deleted, generation) = inner
+            .db
+            .write(|conn| Ok((queries::delete_config(conn, agent_id)?, queries::generation(conn)?)))?;
+        if deleted {
+            inner.saw_own_write(generation, Trigger::ConfigUpdated);
+        }
+        Ok(deleted)
     }
 
     pub fn load_agent_config(&self, agent_id: &str) -> Result<Option<AgentConfig>> {
@@ -546,6 +648,17 @@ impl Inner {
                     self.install(Arc::new(view), identity);
                     return;
                 }
+                // Behind only by uses: served amended with their counters (a
+                // test run's uses must not make every worker rebuild at open).
+                Ok((view, identity))
+                    if view.header().source_id == generation.source_id
+                        && view.header().generation < generation.generation
+                        && generation.log_floor <= view.header().generation
+                        && self.only_uses_since(view.header().generation) =>
+                {
+                    self.install(Arc::new(view), identity);
+                    return;
+                }
                 Ok(_) => Trigger::SourceChanged,
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Trigger::Startup,
                 Err(e @ Error::CacheIncompatible(_)) => {
@@ -559,6 +672,16 @@ impl Inner {
             }
         };
         self.rebuild(reason, migrated);
+    }
+
+    /// True when only counters changed after `base`, and not too many.
+    fn only_uses_since(&self, base: u64) -> bool {
+        self.db
+            .read(|c| {
+                Ok(!queries::content_changed_since(c, base)?
+                    && queries::counter_changes_since(c, base)? <= COUNTERS_REBUILD_AT as u64)
+            })
+            .unwrap_or(false)
     }
 
     fn corruption(&self, e: &Error) {
@@ -638,9 +761,15 @@ impl Inner {
 
     fn saw_own_write(&self, generation: Generation, trigger: Trigger) {
         self.debug(|| format!("{} -> generation {}", trigger.as_str(), generation.generation));
+        self.saw_own_use(generation);
+        self.schedule(trigger, false, false);
+    }
+
+    /// A write that changed only counters: seen at once (through the
+    /// overlay), folded into the file at the next rebuild, never one per use.
+    fn saw_own_use(&self, generation: Generation) {
         self.known_generation.fetch_max(generation.generation, Ordering::AcqRel);
         self.pattern_count.store(generation.pattern_count, Ordering::Relaxed);
-        self.schedule(trigger, false, false);
     }
 
     /// Looks at the database when `checkInterval` has passed since the last
@@ -676,11 +805,27 @@ impl Inner {
                 .load()
                 .as_ref()
                 .is_some_and(|v| v.header().generation < g.generation);
-            if g.generation > previous && behind {
+            if g.generation > previous && behind && self.rebuild_due() {
                 self.schedule(Trigger::SourceChanged, false, false);
             }
         }
         Ok(())
+    }
+
+    /// Whether the changes since the file in use call for a rebuild: any but
+    /// counters, or counters of many patterns (or when the log cannot tell).
+    fn rebuild_due(&self) -> bool {
+        let Some(view) = self.view.load_full() else {
+            return true;
+        };
+        let base = view.header().generation;
+        self.db
+            .read(|c| {
+                Ok(queries::content_changed_since(c, base)?
+                    || queries::counter_changes_since(c, base)? > COUNTERS_REBUILD_AT as u64
+                    || queries::generation(c)?.log_floor > base)
+            })
+            .unwrap_or(true)
     }
 
     /// Another process may have built a newer file: adopt it when it is
@@ -750,7 +895,12 @@ impl Inner {
         }
         let since = current.as_ref().map_or(base, |o| o.generation);
         let room = MAX_OVERLAY.saturating_sub(current.as_ref().map_or(0, |o| o.len()));
-        let changes = self.db.read(|c| queries::changes_since(c, since, room)).ok()??;
+        let previous_counters = current.as_ref().map_or(0, |o| o.counter_len());
+        let counter_room = MAX_COUNTERS.saturating_sub(previous_counters);
+        let changes = self
+            .db
+            .read(|c| queries::changes_since(c, since, room, counter_room))
+            .ok()??;
         let next = Arc::new(match current {
             Some(o) => o.advanced(changes),
             None => Overlay::new(base).advanced(changes),
@@ -764,10 +914,14 @@ impl Inner {
             });
             return None;
         }
+        if next.counter_len() > COUNTERS_REBUILD_AT && previous_counters <= COUNTERS_REBUILD_AT {
+            self.schedule(Trigger::SourceChanged, false, false);
+        }
         self.debug(|| {
             format!(
-                "amending generation {base} with {} changed keys (now at {})",
+                "amending generation {base} with {} changed keys and the counters of {} used patterns (now at {})",
                 next.len(),
+                next.counter_len(),
                 next.generation
             )
         });

@@ -82,6 +82,37 @@ pub struct PatternInput {
     pub metadata_json: Option<String>,
 }
 
+/// The fields a use of a pattern changes (`recordUsage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub usage_count: i64,
+    pub success_count: i64,
+    pub last_used: Option<i64>,
+}
+
+/// One use as a caller records it (numbers as JavaScript has them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageInput {
+    pub id: String,
+    pub success: bool,
+    /// Unix ms; now when absent.
+    pub at: Option<f64>,
+}
+
+/// What the store holds, counted (`getStats`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub pattern_count: u64,
+    /// 0 while there is no pattern.
+    pub dimension: u32,
+    pub by_domain: std::collections::BTreeMap<String, u64>,
+    pub by_type: std::collections::BTreeMap<String, u64>,
+    pub by_framework: std::collections::BTreeMap<String, u64>,
+    /// Every verdict's name, 0 where none has it.
+    pub by_verdict: std::collections::BTreeMap<String, u64>,
+    pub agent_config_count: u64,
+}
+
 /// An agent configuration entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentConfig {

@@ -13,7 +13,8 @@ use crate::db::queries::Changes;
 use crate::error::Result;
 use crate::format::record::PatternRef;
 use crate::format::CacheView;
-use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter};
+use crate::index::intersect;
+use crate::model::{AgentConfig, Counters, IndexKind, Pattern, PatternFilter, Stats};
 
 /// The rows that changed after `base` (the file's generation), as of `generation`.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +25,15 @@ pub struct Overlay {
     /// an overlay by one change copies pointers, not patterns.
     pub patterns: BTreeMap<String, Option<Arc<Pattern>>>,
     pub configs: HashMap<String, Option<AgentConfig>>,
+    /// The counters of patterns that were only used (not otherwise changed)
+    /// since `base`, in layers (newest last) so that advancing by a few uses
+    /// copies no map; an id in `patterns` is never looked up here.
+    counters: Vec<Arc<HashMap<String, Counters>>>,
+    counter_count: usize,
 }
+
+/// Counter layers are merged into one past this many.
+const MAX_COUNTER_LAYERS: usize = 8;
 
 impl Overlay {
     pub fn new(base: u64) -> Overlay {
@@ -42,11 +51,63 @@ impl Overlay {
         next.patterns
             .extend(changes.patterns.into_iter().map(|(id, p)| (id, p.map(Arc::new))));
         next.configs.extend(changes.configs);
+        let mut layer = HashMap::new();
+        for (id, c) in changes.counters {
+            match next.patterns.get_mut(&id) {
+                // A changed row's later uses: its counters are newer than the row's.
+                Some(Some(p)) => {
+                    let mut used = Pattern::clone(p);
+                    used.usage_count = c.usage_count;
+                    used.success_count = c.success_count;
+                    used.last_used = c.last_used;
+                    *p = Arc::new(used);
+                }
+                Some(None) => {}
+                None => {
+                    layer.insert(id, c);
+                }
+            }
+        }
+        if !layer.is_empty() {
+            next.counter_count += layer.len();
+            next.counters.push(Arc::new(layer));
+        }
+        if next.counters.len() > MAX_COUNTER_LAYERS {
+            let mut merged = HashMap::with_capacity(next.counter_count);
+            for l in &next.counters {
+                merged.extend(l.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+            next.counter_count = merged.len();
+            next.counters = vec![Arc::new(merged)];
+        }
         next
     }
 
+    /// Changed rows and configs (what `MAX_OVERLAY` bounds).
     pub fn len(&self) -> usize {
         self.patterns.len() + self.configs.len()
+    }
+
+    /// Patterns whose counters alone changed (at most; layers may repeat an id).
+    pub fn counter_len(&self) -> usize {
+        self.counter_count
+    }
+
+    /// The newest counters of a pattern that was only used since `base`.
+    pub fn counters(&self, id: &str) -> Option<Counters> {
+        self.counters.iter().rev().find_map(|l| l.get(id).copied())
+    }
+
+    /// A file record with its newer counters, if it was used since.
+    pub fn apply_counters<'a>(&self, mut p: PatternRef<'a>) -> PatternRef<'a> {
+        if self.counter_count > 0 {
+            if let Some(c) = self.counters(p.id) {
+                p.usage_count = c.usage_count;
+                p.success_count = c.success_count;
+                p.last_used = c.last_used;
+            }
+        }
+        p
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,9 +138,18 @@ impl<'a> Tier1<'a> {
             return Ok(changed.as_deref().map(Pattern::as_ref));
         }
         match self.view.find(id) {
-            Some(o) => self.view.record_ref(o).map(Some),
+            Some(o) => self.file_record(o).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Record `o` of the file, with its newer counters if it was used since.
+    pub fn file_record(&self, o: u32) -> Result<PatternRef<'a>> {
+        let p = self.view.record_ref(o)?;
+        Ok(match self.overlay {
+            Some(overlay) => overlay.apply_counters(p),
+            None => p,
+        })
     }
 
     pub fn config(&self, agent_id: &str) -> Option<AgentConfig> {
@@ -121,7 +191,7 @@ impl<'a> Tier1<'a> {
             return view
                 .query_ordinals(filter)
                 .iter()
-                .map(|&o| view.record_ref(o))
+                .map(|&o| self.file_record(o))
                 .collect();
         };
         let limit = filter.limit.unwrap_or(usize::MAX);
@@ -150,12 +220,149 @@ impl<'a> Tier1<'a> {
             };
             if take_file {
                 if let Some((o, _)) = from_file.next() {
-                    out.push(view.record_ref(o)?);
+                    out.push(self.file_record(o)?);
                 }
             } else if let Some(p) = changed.next() {
                 out.push(p.as_ref());
             }
         }
         Ok(out)
+    }
+
+    /// Up to `limit` patterns matching the filter whose ids come after
+    /// `after`, in id order: keyset paging, reading only what the page needs.
+    pub fn page(&self, filter: &PatternFilter, after: Option<&str>, limit: usize) -> Result<Vec<PatternRef<'a>>> {
+        let view = self.view;
+        let changed = self.overlay.map(|o| &o.patterns);
+        let start = after.map_or(0, |a| view.first_after(a));
+        let mut lists: Vec<&[u32]> = [
+            (IndexKind::Domain, &filter.domain),
+            (IndexKind::Type, &filter.pattern_type),
+            (IndexKind::Framework, &filter.framework),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| value.as_deref().map(|v| view.indexes().get(kind, v)))
+        .map(|l| &l[l.partition_point(|&o| o < start)..])
+        .collect();
+        lists.sort_by_key(|l| l.len());
+        // Enough file rows that the page fills even if every changed id is among them.
+        let want = limit.saturating_add(changed.map_or(0, |c| c.len()));
+        let ordinals: Box<dyn Iterator<Item = u32>> = match lists.as_slice() {
+            [] => Box::new(start..view.len()),
+            [only] => Box::new(only.iter().copied()),
+            _ => Box::new(intersect(&lists, want).into_iter()),
+        };
+        let mut from_file = ordinals
+            .map(|o| (o, view.id_at(o)))
+            .filter(|(_, id)| changed.is_none_or(|c| !c.contains_key(*id)))
+            .peekable();
+        let lower = match after {
+            Some(a) => std::ops::Bound::Excluded(a),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut from_overlay = changed
+            .into_iter()
+            .flat_map(|c| c.range::<str, _>((lower, std::ops::Bound::Unbounded)))
+            .filter_map(|(_, p)| p.as_deref().filter(|p| matches(p, filter)))
+            .peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let take_file = match (from_file.peek(), from_overlay.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((_, file_id)), Some(p)) => *file_id < p.id.as_str(),
+            };
+            if take_file {
+                if let Some((o, _)) = from_file.next() {
+                    out.push(self.file_record(o)?);
+                }
+            } else if let Some(p) = from_overlay.next() {
+                out.push(p.as_ref());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts from the file's indexes, amended by the changed rows.
+    pub fn stats(&self) -> Result<Stats> {
+        let view = self.view;
+        let ix = view.indexes();
+        let mut s = Stats {
+            pattern_count: u64::from(view.len()),
+            by_verdict: ["success", "failure", "flaky", "unknown"]
+                .into_iter()
+                .map(|v| (v.to_owned(), 0))
+                .collect(),
+            ..Stats::default()
+        };
+        for (kind, map) in [
+            (IndexKind::Domain, &mut s.by_domain),
+            (IndexKind::Type, &mut s.by_type),
+            (IndexKind::Framework, &mut s.by_framework),
+        ] {
+            map.extend(ix.counts(kind).map(|(k, n)| (k.to_owned(), n as u64)));
+        }
+        s.by_verdict
+            .extend(ix.verdict_counts().map(|(k, n)| (k.to_owned(), n as u64)));
+        let mut configs = view.configs().count() as u64;
+        let mut dimension = (!view.is_empty()).then_some(view.header().embedding_dim);
+        if let Some(o) = self.overlay {
+            for (id, now) in &o.patterns {
+                if let Some(ordinal) = view.find(id) {
+                    let old = view.record_ref(ordinal)?;
+                    s.pattern_count -= 1;
+                    for (map, key) in [
+                        (&mut s.by_domain, old.domain),
+                        (&mut s.by_type, old.pattern_type),
+                        (&mut s.by_framework, old.framework),
+                        (&mut s.by_verdict, old.verdict.as_str()),
+                    ] {
+                        if let Some(n) = map.get_mut(key) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+                if let Some(p) = now {
+                    s.pattern_count += 1;
+                    dimension = dimension.or(Some(p.embedding.len() as u32));
+                    for (map, key) in [
+                        (&mut s.by_domain, &p.domain),
+                        (&mut s.by_type, &p.pattern_type),
+                        (&mut s.by_framework, &p.framework),
+                    ] {
+                        *map.entry(key.clone()).or_default() += 1;
+                    }
+                    *s.by_verdict.entry(p.verdict.as_str().to_owned()).or_default() += 1;
+                }
+            }
+            for (id, now) in &o.configs {
+                configs = configs - u64::from(view.config(id).is_some()) + u64::from(now.is_some());
+            }
+        }
+        for map in [&mut s.by_domain, &mut s.by_type, &mut s.by_framework] {
+            map.retain(|_, n| *n > 0);
+        }
+        s.agent_config_count = configs;
+        s.dimension = if s.pattern_count == 0 {
+            0
+        } else {
+            dimension.unwrap_or(0)
+        };
+        Ok(s)
+    }
+
+    /// Every agent config, in agent id order (bytes).
+    pub fn configs(&self) -> Vec<AgentConfig> {
+        let mut all: BTreeMap<&str, &AgentConfig> = self.view.configs().map(|c| (c.agent_id.as_str(), c)).collect();
+        if let Some(o) = self.overlay {
+            for (id, now) in &o.configs {
+                match now {
+                    Some(c) => all.insert(id.as_str(), c),
+                    None => all.remove(id.as_str()),
+                };
+            }
+        }
+        all.into_values().cloned().collect()
     }
 }

@@ -167,6 +167,29 @@ pub fn agent_config(input: &AgentConfigInput) -> Result<AgentConfig> {
     })
 }
 
+/// The time of a use: a Unix ms integer, `now` when absent.
+pub fn usage_at(at: Option<f64>, now: i64) -> Result<i64> {
+    match at {
+        None => Ok(now),
+        Some(v) => integer("at", v, MAX_TIMESTAMP_MS).map_err(Error::InvalidArgument),
+    }
+}
+
+/// Most patterns a page holds, and how many when not said.
+pub const MAX_PAGE: usize = 10_000;
+pub const DEFAULT_PAGE: usize = 1000;
+
+/// A page size: an integer in 1..=MAX_PAGE.
+pub fn page_size(limit: Option<usize>) -> Result<usize> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(Error::InvalidArgument(format!(
+            "limit (the page size) must be an integer from 1 to {MAX_PAGE}, got {n}"
+        ))),
+    }
+}
+
 pub fn filter(f: &PatternFilter) -> Result<()> {
     for (what, v) in [
         ("domain", &f.domain),

@@ -370,6 +370,7 @@ fn hostile_corpus() -> Vec<Case> {
                 Vec::<(String, Vec<u32>)>::new(),
                 Vec::<(String, Vec<u32>)>::new(),
                 Vec::<(String, Vec<u32>)>::new(),
+                Vec::<(String, Vec<u32>)>::new(),
             ),
             &mut v,
         )
@@ -454,7 +455,7 @@ fn hostile_corpus() -> Vec<Case> {
         &{
             let mut v = Vec::new();
             let one = vec![("d".to_string(), vec![0u32])];
-            codec::encode(&(one.clone(), one.clone(), one), &mut v).unwrap();
+            codec::encode(&(one.clone(), one.clone(), one.clone(), one), &mut v).unwrap();
             v
         },
         &empty_configs,
@@ -493,7 +494,8 @@ fn hostile_corpus() -> Vec<Case> {
         let mut ix = Vec::new();
         let one = vec![("d".to_string(), vec![0u32])];
         let (t, f) = (vec![("t".to_string(), vec![0u32])], vec![("f".to_string(), vec![0u32])]);
-        codec::encode(&(one, t, f), &mut ix).unwrap();
+        let v = vec![("unknown".to_string(), vec![0u32])];
+        codec::encode(&(one, t, f, v), &mut ix).unwrap();
         forged(
             &rec,
             &dir_entry(0, rec.len() as u32, 0, 1, &rec),

@@ -7,7 +7,7 @@ use super::Generation;
 use crate::error::Result;
 use crate::format::f32_bytes;
 use crate::format::record::{EmbeddingRef, PatternRef};
-use crate::model::{AgentConfig, IndexKind, Pattern, PatternFilter, Verdict};
+use crate::model::{AgentConfig, Counters, IndexKind, Pattern, PatternFilter, Stats, Verdict};
 
 const PATTERN_COLUMNS: &str = "id, type, domain, framework, content, embedding, coverage, \
      flakiness_score, verdict, created_at, last_used, usage_count, success_count, metadata";
@@ -44,17 +44,75 @@ pub fn generation(conn: &Connection) -> Result<Generation> {
 }
 
 /// What changed after a generation: each changed key with its current row
-/// (`None`: deleted), as of `generation`.
+/// (`None`: deleted), and the counters of patterns only used since, as of
+/// `generation`.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
     pub generation: u64,
     pub patterns: Vec<(String, Option<Pattern>)>,
     pub configs: Vec<(String, Option<AgentConfig>)>,
+    /// Patterns whose counters alone changed (not also in `patterns`).
+    pub counters: Vec<(String, Counters)>,
 }
 
 /// The changes after generation `since`, or `None` when the log cannot tell
-/// (pruned past `since`) or more than `max` keys changed.
-pub fn changes_since(conn: &Connection, since: u64, max: usize) -> Result<Option<Changes>> {
+/// (pruned past `since`), more than `max` rows or more than `max_counters`
+/// counters changed.
+pub fn changes_since(conn: &Connection, since: u64, max: usize, max_counters: usize) -> Result<Option<Changes>> {
+    let Some(mut changes) = content_changes_since(conn, since, max)? else {
+        return Ok(None);
+    };
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let used: i64 = conn.query_row(
+        "SELECT count(*) FROM usage_changes WHERE generation > ?1",
+        [since],
+        |r| r.get(0),
+    )?;
+    if used as u64 > max_counters as u64 {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, p.usage_count, p.success_count, p.last_used FROM usage_changes u JOIN patterns p ON p.id = u.id \
+         WHERE u.generation > ?1 AND u.id NOT IN (SELECT id FROM pattern_changes WHERE generation > ?1)",
+    )?;
+    changes.counters = stmt
+        .query_map([since], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Counters {
+                    usage_count: r.get(1)?,
+                    success_count: r.get(2)?,
+                    last_used: r.get(3)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(changes))
+}
+
+/// Whether anything but counters changed after `since` (a rebuild is due).
+pub fn content_changed_since(conn: &Connection, since: u64) -> Result<bool> {
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pattern_changes WHERE generation > ?1)
+             OR EXISTS (SELECT 1 FROM config_changes WHERE generation > ?1)",
+        [since],
+        |r| r.get(0),
+    )?)
+}
+
+/// How many patterns had only their counters change after `since`.
+pub fn counter_changes_since(conn: &Connection, since: u64) -> Result<u64> {
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM usage_changes WHERE generation > ?1",
+        [since],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
+fn content_changes_since(conn: &Connection, since: u64, max: usize) -> Result<Option<Changes>> {
     let state = generation(conn)?;
     if since < state.log_floor {
         return Ok(None);
@@ -85,6 +143,7 @@ pub fn changes_since(conn: &Connection, since: u64, max: usize) -> Result<Option
             .into_iter()
             .map(|id| Ok((id.clone(), get_config(conn, &id)?)))
             .collect::<Result<_>>()?,
+        counters: Vec::new(),
     }))
 }
 
@@ -93,7 +152,8 @@ pub fn changes_since(conn: &Connection, since: u64, max: usize) -> Result<Option
 /// up the new file instead of amending theirs.
 pub fn prune_changes(conn: &Connection, built: u64, keep: usize) -> Result<()> {
     let n: i64 = conn.query_row(
-        "SELECT (SELECT count(*) FROM pattern_changes) + (SELECT count(*) FROM config_changes)",
+        "SELECT (SELECT count(*) FROM pattern_changes) + (SELECT count(*) FROM config_changes)
+              + (SELECT count(*) FROM usage_changes)",
         [],
         |r| r.get(0),
     )?;
@@ -103,6 +163,7 @@ pub fn prune_changes(conn: &Connection, built: u64, keep: usize) -> Result<()> {
     let built = i64::try_from(built).unwrap_or(i64::MAX);
     conn.execute("DELETE FROM pattern_changes WHERE generation <= ?1", [built])?;
     conn.execute("DELETE FROM config_changes WHERE generation <= ?1", [built])?;
+    conn.execute("DELETE FROM usage_changes WHERE generation <= ?1", [built])?;
     conn.execute(
         "UPDATE cache_state SET log_floor = max(log_floor, ?1) WHERE singleton = 1",
         [built],
@@ -303,4 +364,66 @@ pub fn upsert_config(conn: &Connection, c: &AgentConfig) -> Result<()> {
         params![c.agent_id, c.agent_type, c.config_json, c.version, c.updated_at],
     )?;
     Ok(())
+}
+
+/// One use of a pattern, in one statement (atomic against every other
+/// writer): false when there is no such pattern.
+pub fn record_usage(conn: &Connection, id: &str, success: bool, at: i64) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE patterns SET usage_count = usage_count + 1, success_count = success_count + ?2, \
+         last_used = max(coalesce(last_used, ?3), ?3) WHERE id = ?1",
+    )?;
+    Ok(stmt.execute(params![id, i64::from(success), at])? == 1)
+}
+
+/// Counts by GROUP BY (tier 2's `getStats`).
+pub fn stats(conn: &Connection) -> Result<Stats> {
+    let mut stats = Stats {
+        dimension: embedding_dim(conn)?.unwrap_or(0) as u32,
+        agent_config_count: conn
+            .query_row("SELECT count(*) FROM agent_configs", [], |r| r.get::<_, i64>(0))?
+            .max(0) as u64,
+        by_verdict: ["success", "failure", "flaky", "unknown"]
+            .into_iter()
+            .map(|v| (v.to_owned(), 0))
+            .collect(),
+        ..Stats::default()
+    };
+    for (column, map) in [
+        ("domain", &mut stats.by_domain),
+        ("type", &mut stats.by_type),
+        ("framework", &mut stats.by_framework),
+        ("verdict", &mut stats.by_verdict),
+    ] {
+        let mut stmt = conn.prepare_cached(&format!("SELECT {column}, count(*) FROM patterns GROUP BY {column}"))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (name, n) = row?;
+            map.insert(name, n.max(0) as u64);
+        }
+    }
+    stats.pattern_count = stats.by_domain.values().sum();
+    Ok(stats)
+}
+
+/// Up to `limit` patterns matching the filter with ids after `after`, in id
+/// order (keyset paging).
+pub fn page(conn: &Connection, filter: &PatternFilter, after: Option<&str>, limit: usize) -> Result<Vec<Pattern>> {
+    let (clause, mut args) = filter_clause(filter);
+    let mut sql = format!("SELECT {PATTERN_COLUMNS} FROM patterns{clause}");
+    if let Some(after) = after {
+        args.push(after);
+        sql.push_str(&format!(" AND id > ?{}", args.len()));
+    }
+    sql.push_str(&format!(
+        " ORDER BY id LIMIT {}",
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), pattern_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn delete_config(conn: &Connection, agent_id: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM agent_configs WHERE agent_id = ?1", [agent_id])? == 1)
 }

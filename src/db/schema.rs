@@ -70,7 +70,56 @@ fn migrations() -> Vec<String> {
             ));
         }
     }
-    vec![v1, v2_change_log()]
+    vec![v1, v2_change_log(), v3_usage_log()]
+}
+
+/// Every column but the counters a use changes (`usage_count`,
+/// `success_count`, `last_used`): an update that leaves these alone is a use.
+const CONTENT_COLUMNS: [&str; 11] = [
+    "id",
+    "type",
+    "domain",
+    "framework",
+    "content",
+    "embedding",
+    "coverage",
+    "flakiness_score",
+    "verdict",
+    "created_at",
+    "metadata",
+];
+
+/// v3: updates that change only the counters are logged apart
+/// (`usage_changes`), so a reader amends its file with just the counters of
+/// thousands of used patterns (no full rows, no rebuild per use).
+fn v3_usage_log() -> String {
+    let same = CONTENT_COLUMNS
+        .iter()
+        .map(|c| format!("OLD.{c} IS NEW.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let log = |table: &str, key: &str, row: &str| {
+        format!(
+            "INSERT INTO {table} ({key}, generation) SELECT {row}.{key}, generation FROM cache_state WHERE singleton = 1 \
+             ON CONFLICT({key}) DO UPDATE SET generation = excluded.generation;"
+        )
+    };
+    let content_logged = format!(
+        "{}{}",
+        log("pattern_changes", "id", "OLD"),
+        log("pattern_changes", "id", "NEW")
+    );
+    let usage_logged = log("usage_changes", "id", "NEW");
+    format!(
+        "CREATE TABLE usage_changes (id TEXT NOT NULL PRIMARY KEY, generation INTEGER NOT NULL);
+        CREATE INDEX usage_changes_by_generation ON usage_changes(generation);
+        DROP TRIGGER patterns_upd_generation;
+        CREATE TRIGGER patterns_upd_generation AFTER UPDATE ON patterns WHEN NOT ({same})
+            BEGIN {BUMP} {content_logged} END;
+        CREATE TRIGGER patterns_use_generation AFTER UPDATE ON patterns WHEN {same}
+            BEGIN {BUMP} {usage_logged} END;
+        "
+    )
 }
 
 /// v2: a change log, so a reader can amend an older cache file with just

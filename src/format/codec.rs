@@ -85,8 +85,8 @@ pub fn decode_record(bytes: &[u8], embedding: &[u8]) -> Result<Pattern> {
     super::record::decode_ref(bytes, embedding).map(|r| r.to_owned())
 }
 
-/// The indexes section: `[domain, type, framework]`, each an array of
-/// `[name, [ordinal, ...]]` pairs sorted by name; ordinals ascend.
+/// The indexes section: `[domain, type, framework, verdict]`, each an array
+/// of `[name, [ordinal, ...]]` pairs sorted by name; ordinals ascend.
 pub fn encode_indexes(ix: &Indexes, out: &mut Vec<u8>) -> Result<()> {
     encode(&ix.as_sections(), out)
 }
@@ -94,6 +94,7 @@ pub fn encode_indexes(ix: &Indexes, out: &mut Vec<u8>) -> Result<()> {
 /// Decodes and validates the indexes of a file holding `count` records.
 pub fn decode_indexes(bytes: &[u8], count: u64) -> Result<Indexes> {
     type Raw = (
+        Vec<(String, Vec<u32>)>,
         Vec<(String, Vec<u32>)>,
         Vec<(String, Vec<u32>)>,
         Vec<(String, Vec<u32>)>,

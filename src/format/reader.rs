@@ -330,6 +330,25 @@ impl CacheView {
         self.configs.get(agent_id).cloned()
     }
 
+    /// Every agent config, in no particular order.
+    pub fn configs(&self) -> impl Iterator<Item = &AgentConfig> {
+        self.configs.values()
+    }
+
+    /// The first ordinal whose id is after `after` (ids ascend with ordinals).
+    pub fn first_after(&self, after: &str) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.raw_id(mid) <= after.as_bytes() {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// Checks every record's hash and decoding and every vector block: a
     /// full integrity check.
     pub fn verify_all(&self) -> Result<()> {

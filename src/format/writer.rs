@@ -147,7 +147,8 @@ impl<'w, W: Write + Seek> CacheWriter<'w, W> {
         self.directory.extend_from_slice(&0u32.to_le_bytes());
         self.directory.extend_from_slice(&hash.finalize());
         self.ids.extend_from_slice(p.id.as_bytes());
-        self.index.add(ordinal, p.domain, p.pattern_type, p.framework);
+        self.index
+            .add(ordinal, p.domain, p.pattern_type, p.framework, p.verdict.as_str());
 
         self.records_len += self.record.len() as u64;
         self.count += 1;
@@ -256,7 +257,7 @@ mod tests {
                 expected.push(u8::from_str_radix(byte, 16).expect("hex"));
             }
         }
-        assert_eq!(expected.len(), 525);
+        assert_eq!(expected.len(), 526);
         let meta = CacheMeta {
             producer: "0.1.0".into(),
             created_at_ms: 1_700_000_000_000,

@@ -184,6 +184,15 @@ impl Builder {
         self.array([Ok(patterns), Ok(scores)].into_iter())
     }
 
+    /// A page as `[patterns, more]` (index.js makes the cursor).
+    pub fn page(&self, ps: &[crate::Pattern], more: bool) -> Result<sys::napi_value> {
+        let refs: Vec<PatternRef<'_>> = ps.iter().map(|p| p.as_ref()).collect();
+        let patterns = self.patterns(&refs)?;
+        let mut flag = ptr::null_mut();
+        check_status!(unsafe { sys::napi_get_boolean(self.env, more, &mut flag) })?;
+        self.array([Ok(patterns), Ok(flag)].into_iter())
+    }
+
     pub fn null(&self) -> Result<sys::napi_value> {
         let mut v = ptr::null_mut();
         check_status!(unsafe { sys::napi_get_null(self.env, &mut v) })?;

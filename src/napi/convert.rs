@@ -138,6 +138,50 @@ impl JsSearchOptions {
     }
 }
 
+/// One entry of `recordUsages` (and `recordUsage`'s id with its outcome).
+#[napi(object)]
+pub struct JsUsageEntry {
+    pub id: String,
+    pub success: Option<bool>,
+    pub at: Option<f64>,
+}
+
+impl JsUsageEntry {
+    pub fn into_core(self) -> crate::model::UsageInput {
+        crate::model::UsageInput {
+            id: self.id,
+            success: self.success.unwrap_or(false),
+            at: self.at,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct JsPatternStats {
+    pub pattern_count: f64,
+    pub dimension: u32,
+    pub by_domain: std::collections::BTreeMap<String, f64>,
+    pub by_type: std::collections::BTreeMap<String, f64>,
+    pub by_framework: std::collections::BTreeMap<String, f64>,
+    pub by_verdict: std::collections::BTreeMap<String, f64>,
+    pub agent_config_count: f64,
+}
+
+impl From<crate::model::Stats> for JsPatternStats {
+    fn from(s: crate::model::Stats) -> Self {
+        let counts = |m: std::collections::BTreeMap<String, u64>| m.into_iter().map(|(k, v)| (k, v as f64)).collect();
+        JsPatternStats {
+            pattern_count: s.pattern_count as f64,
+            dimension: s.dimension,
+            by_domain: counts(s.by_domain),
+            by_type: counts(s.by_type),
+            by_framework: counts(s.by_framework),
+            by_verdict: counts(s.by_verdict),
+            agent_config_count: s.agent_config_count as f64,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct JsAgentConfig {
     pub agent_id: String,

@@ -380,6 +380,50 @@ impl NativePatternCache {
             .map_err(|e| js_error(&env, &e))
     }
 
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn record_usage(&self, entry: JsUsageEntry) -> AsyncTask<Job<bool, bool>> {
+        let input = entry.into_core();
+        self.run(move |c| c.record_usage(&input), same)
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn record_usages(&self, entries: Vec<JsUsageEntry>) -> AsyncTask<Job<(), ()>> {
+        let inputs: Vec<_> = entries.into_iter().map(JsUsageEntry::into_core).collect();
+        self.run(move |c| c.record_usages(&inputs), unit)
+    }
+
+    #[napi(ts_return_type = "Promise<JsPatternStats>")]
+    pub fn get_stats(&self) -> AsyncTask<Job<crate::model::Stats, JsPatternStats>> {
+        self.run(|c| c.stats(), |_, s| Ok(JsPatternStats::from(s)))
+    }
+
+    /// A page after the id `after`: `[patterns, more]`.
+    #[napi(ts_return_type = "Promise<[StoredPattern[], boolean]>")]
+    pub fn list_patterns(
+        &self,
+        filter: JsPatternFilter,
+        after: Option<String>,
+    ) -> AsyncTask<Job<(Vec<crate::Pattern>, bool), RawJs>> {
+        let filter = filter.into_core();
+        self.run_patterns(
+            move |c| c.list_patterns(&filter?, after.as_deref()),
+            |b, (ps, more)| b.page(ps, *more),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<AgentConfigEntry[]>")]
+    pub fn list_agent_configs(&self) -> AsyncTask<Job<Vec<crate::AgentConfig>, Vec<JsAgentConfig>>> {
+        self.run(
+            |c| c.list_agent_configs(),
+            |_, cs| Ok(cs.into_iter().map(JsAgentConfig::from).collect()),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn delete_agent_config(&self, agent_id: String) -> AsyncTask<Job<bool, bool>> {
+        self.run(move |c| c.delete_agent_config(&agent_id), same)
+    }
+
     #[napi(ts_return_type = "Promise<void>")]
     pub fn store_patterns(&self, patterns: Vec<JsTestPattern>) -> AsyncTask<Job<(), ()>> {
         let inputs: Vec<_> = patterns.into_iter().map(JsTestPattern::into_core).collect();

@@ -284,7 +284,7 @@ pub fn on_tier1<'a>(t: &Tier1<'a>, q: &SearchQuery) -> Result<Vec<(PatternRef<'a
     picked
         .into_iter()
         .map(|(c, score)| match c {
-            Candidate::Row(o) => view.record_ref(o).map(|p| (p, score)),
+            Candidate::Row(o) => t.file_record(o).map(|p| (p, score)),
             Candidate::Changed(p) => Ok((p.as_ref(), score)),
         })
         .collect()
