@@ -140,6 +140,39 @@ function toSearchOptions(options) {
   return out
 }
 
+function toUsageEntry(id, outcome, what) {
+  const code = 'INVALID_ARGUMENT'
+  checkString(code, `${what}: id`, id)
+  if (isAbsent(outcome)) return { id }
+  if (!isPlainObject(outcome)) fail(code, `${what}: outcome must be an object, got ${describe(outcome)}`)
+  checkOptional(code, `${what}: success`, outcome.success, 'boolean')
+  checkOptional(code, `${what}: at`, outcome.at, 'number')
+  return { id, success: outcome.success ?? undefined, at: outcome.at ?? undefined }
+}
+
+// A cursor is the last id of a page, versioned and base64url-encoded: opaque
+// to callers, checked strictly when it comes back.
+const CURSOR_PREFIX = 'pc1.'
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+function encodeCursor(id) {
+  return CURSOR_PREFIX + Buffer.from(id, 'utf8').toString('base64url')
+}
+
+function decodeCursor(cursor) {
+  const body = cursor.startsWith(CURSOR_PREFIX) ? cursor.slice(CURSOR_PREFIX.length) : null
+  if (body === null || body.length === 0 || !/^[A-Za-z0-9_-]+$/.test(body)) {
+    fail('INVALID_ARGUMENT', 'listPatterns: cursor is not one this package made (pass the cursor of the previous page)')
+  }
+  try {
+    const bytes = Buffer.from(body, 'base64url')
+    if (bytes.toString('base64url') !== body) throw new Error('not canonical')
+    return strictUtf8.decode(bytes)
+  } catch {
+    fail('INVALID_ARGUMENT', 'listPatterns: cursor is damaged (pass the cursor of the previous page)')
+  }
+}
+
 function toNativePattern(p, index) {
   const code = 'INVALID_PATTERN'
   const at = index === undefined ? 'pattern' : `patterns[${index}]`
@@ -410,6 +443,67 @@ class PatternCache {
   loadAgentConfig(agentId) {
     const bad = guard('INVALID_ARGUMENT', 'agentId', agentId)
     return bad ? reject(bad) : this.#native.loadAgentConfig(agentId)
+  }
+
+  /** usageCount + 1 (and successCount + 1 on success), lastUsed = max(lastUsed, at): one atomic UPDATE. */
+  recordUsage(id, outcome) {
+    let entry
+    try {
+      entry = toUsageEntry(id, outcome, 'recordUsage')
+    } catch (e) {
+      return reject(e)
+    }
+    return this.#native.recordUsage(entry)
+  }
+
+  /** Many uses in one transaction; all or nothing. */
+  recordUsages(entries) {
+    let converted
+    try {
+      if (!Array.isArray(entries)) fail('INVALID_ARGUMENT', `recordUsages: entries must be an array, got ${describe(entries)}`)
+      converted = entries.map((e, i) => {
+        if (!isPlainObject(e)) fail('INVALID_ARGUMENT', `recordUsages: entries[${i}] must be an object, got ${describe(e)}`)
+        return toUsageEntry(e.id, e, `recordUsages: entries[${i}]`)
+      })
+    } catch (e) {
+      return reject(e)
+    }
+    return this.#native.recordUsages(converted)
+  }
+
+  getStats() {
+    return this.#native.getStats()
+  }
+
+  /** A page of patterns in id order; `cursor` (opaque) continues after the previous page. */
+  listPatterns(request) {
+    let filter
+    let after
+    try {
+      const r = isAbsent(request) ? {} : request
+      if (!isPlainObject(r)) fail('INVALID_ARGUMENT', `listPatterns: request must be an object, got ${describe(r)}`)
+      for (const key of ['domain', 'type', 'framework', 'cursor']) checkOptional('INVALID_ARGUMENT', `listPatterns: request.${key}`, r[key], 'string')
+      checkOptional('INVALID_ARGUMENT', 'listPatterns: request.limit', r.limit, 'number')
+      filter = { domain: r.domain ?? undefined, type: r.type ?? undefined, framework: r.framework ?? undefined, limit: r.limit ?? undefined }
+      after = isAbsent(r.cursor) ? undefined : decodeCursor(r.cursor)
+    } catch (e) {
+      return reject(e)
+    }
+    return this.#native.listPatterns(filter, after).then(([patterns, more]) => {
+      const page = { patterns }
+      if (more && patterns.length > 0) page.cursor = encodeCursor(patterns[patterns.length - 1].id)
+      return page
+    })
+  }
+
+  /** Every agent config, ordered by agentId (byte order). */
+  listAgentConfigs() {
+    return this.#native.listAgentConfigs()
+  }
+
+  deleteAgentConfig(agentId) {
+    const bad = guard('INVALID_ARGUMENT', 'agentId', agentId)
+    return bad ? reject(bad) : this.#native.deleteAgentConfig(agentId)
   }
 
   storeAgentConfig(config) {

@@ -294,5 +294,21 @@ fn a_version_1_database_is_migrated_and_its_cache_rebuilt_for_schema_migration()
         })
         .unwrap();
     assert_eq!(logged, 1);
+    // v3: an update of the counters alone is a use (logged apart, no row),
+    // any other update is content.
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let generation = count("SELECT generation FROM cache_state");
+    conn.execute(
+        "UPDATE patterns SET usage_count = usage_count + 1 WHERE id = 'old-1'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(count("SELECT count(*) FROM usage_changes WHERE id = 'old-1'"), 1);
+    assert_eq!(count("SELECT count(*) FROM pattern_changes WHERE id = 'old-1'"), 0);
+    assert_eq!(count("SELECT generation FROM cache_state"), generation + 1);
+    conn.execute("UPDATE patterns SET content = 'changed' WHERE id = 'old-1'", [])
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM pattern_changes WHERE id = 'old-1'"), 1);
+    assert_eq!(count("SELECT generation FROM cache_state"), generation + 2);
     cache.shutdown();
 }
