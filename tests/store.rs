@@ -46,7 +46,7 @@ fn page_all(cache: &PatternCache, filter: &PatternFilter) -> Vec<Pattern> {
 fn use_of(id: &str, i: usize) -> UsageInput {
     UsageInput {
         id: id.to_owned(),
-        success: i % 3 == 0,
+        success: i.is_multiple_of(3),
         at: Some(1_800_000_000_000.0 + (i % 977) as f64),
     }
 }
