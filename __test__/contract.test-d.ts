@@ -5,6 +5,7 @@
 import * as impl from '../index'
 import type * as contract from './contract/pattern-cache'
 import type * as search from './contract/additions/search'
+import type * as store from './contract/additions/store'
 
 // The whole module, value side: every exported value is assignable.
 type ContractValues = { PatternCache: typeof contract.PatternCache }
@@ -14,6 +15,7 @@ export const values: ContractValues = impl
 export declare const instance: impl.PatternCache
 export const asContract: contract.PatternCache = instance
 export const asSearch: search.PatternCacheSearch = instance
+export const asStore: store.PatternCacheStore = instance
 
 // Every exported type is assignable to its contract counterpart.
 type Assignable<A, B> = [A] extends [B] ? true : false
@@ -39,6 +41,10 @@ export type Types = [
   Check<Assignable<search.SimilarityMetric, impl.SimilarityMetric>>,
   Check<Assignable<search.PatternSearchOptions, impl.PatternSearchOptions>>,
   Check<Assignable<impl.PatternSearchResult, search.PatternSearchResult>>,
+  Check<Assignable<store.UsageOutcome, impl.UsageOutcome>>,
+  Check<Assignable<impl.PatternStats, store.PatternStats>>,
+  Check<Assignable<store.PatternPageRequest, impl.PatternPageRequest>>,
+  Check<Assignable<impl.PatternPage, store.PatternPage>>,
 ]
 
 // A caller written against the contract compiles against the package.
@@ -58,4 +64,15 @@ export async function searchesAsTheContractSays(cache: impl.PatternCache): Promi
   const hits: search.PatternSearchResult[] = await cache.searchSimilar(new Float32Array(4), options)
   const more: search.PatternSearchResult[] = await cache.searchSimilar([1, 0, 0, 0])
   return (hits[0]?.score ?? 0) + more.length + (hits[0]?.pattern.embedding.length ?? 0)
+}
+
+// A pattern bank's bookkeeping written against the store addition compiles against the package.
+export async function keepsTheBooks(cache: impl.PatternCache): Promise<number> {
+  const used: boolean = await cache.recordUsage('id', { success: true, at: 1 })
+  const stats: store.PatternStats = await cache.getStats()
+  let page: store.PatternPage = await cache.listPatterns({ domain: 'd', limit: 100 })
+  while (page.cursor !== undefined) page = await cache.listPatterns({ domain: 'd', limit: 100, cursor: page.cursor })
+  const configs = await cache.listAgentConfigs()
+  const gone: boolean = await cache.deleteAgentConfig('agent')
+  return Number(used) + stats.byVerdict.flaky + page.patterns.length + configs.length + Number(gone)
 }
