@@ -768,8 +768,14 @@ impl Inner {
     /// A write that changed only counters: seen at once (through the
     /// overlay), folded into the file at the next rebuild, never one per use.
     fn saw_own_use(&self, generation: Generation) {
-        self.known_generation.fetch_max(generation.generation, Ordering::AcqRel);
+        let known = generation.generation;
+        self.known_generation.fetch_max(known, Ordering::AcqRel);
         self.pattern_count.store(generation.pattern_count, Ordering::Relaxed);
+        // Amend the file now, on this (pool) thread, so that the next read is
+        // answered from tier 1 on the caller's thread, not after a refresh.
+        if let Some(view) = self.view.load_full().filter(|v| v.header().generation < known) {
+            let _ = self.overlay_for(&view, known);
+        }
     }
 
     /// Looks at the database when `checkInterval` has passed since the last
