@@ -47,6 +47,13 @@ export declare class NativePatternCache {
    * a search is measured against (benchmark only). `null` without a file.
    */
   scanFloor(): number | null
+  recordUsage(entry: JsUsageEntry): Promise<boolean>
+  recordUsages(entries: Array<JsUsageEntry>): Promise<void>
+  getStats(): Promise<JsPatternStats>
+  /** A page after the id `after`: `[patterns, more]`. */
+  listPatterns(filter: JsPatternFilter, after?: string | undefined | null): Promise<[StoredPattern[], boolean]>
+  listAgentConfigs(): Promise<AgentConfigEntry[]>
+  deleteAgentConfig(agentId: string): Promise<boolean>
   storePatterns(patterns: Array<JsTestPattern>): Promise<void>
   deletePattern(id: string): Promise<boolean>
   loadAgentConfig(agentId: string): Promise<AgentConfigEntry | null>
@@ -148,6 +155,16 @@ export interface JsPatternFilter {
   limit?: number
 }
 
+export interface JsPatternStats {
+  patternCount: number
+  dimension: number
+  byDomain: Record<string, number>
+  byType: Record<string, number>
+  byFramework: Record<string, number>
+  byVerdict: Record<string, number>
+  agentConfigCount: number
+}
+
 /** `searchSimilar`'s options; index.js has checked their types. */
 export interface JsSearchOptions {
   k?: number
@@ -179,6 +196,13 @@ export interface JsTestPattern {
   usageCount?: number
   successCount?: number
   metadataJson?: string
+}
+
+/** One entry of `recordUsages` (and `recordUsage`'s id with its outcome). */
+export interface JsUsageEntry {
+  id: string
+  success?: boolean
+  at?: number
 }
 
 /**

@@ -236,7 +236,7 @@ export interface PatternSearchResult {
 export interface UsageOutcome {
   /** true: successCount + 1 as well. Default false. */
   success?: boolean
-  /** Unix ms of the use (a non-negative integer); now when absent. lastUsed becomes max(lastUsed, at). */
+  /** Unix ms of the use (an integer, 0..8.64e15: the latest JavaScript Date); now when absent. lastUsed becomes max(lastUsed, at). */
   at?: number
 }
 

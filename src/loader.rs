@@ -274,6 +274,7 @@ impl PatternCache {
 
     /// Records many uses in one transaction; an unknown id writes nothing.
     pub fn record_usages(&self, inputs: &[UsageInput]) -> Result<()> {
+        let inner = self.inner()?;
         let now = now_ms();
         let checked = inputs
             .iter()
@@ -285,7 +286,6 @@ impl PatternCache {
         if checked.is_empty() {
             return Ok(());
         }
-        let inner = self.inner()?;
         let generation = inner.db.write(|conn| {
             for &(id, success, at) in &checked {
                 if !queries::record_usage(conn, id, success, at)? {
