@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::faults::{self, Step};
 use crate::format::writer::{CacheMeta, CacheWriter};
 use crate::format::{CacheView, Header};
+pub use crate::fsutil::create_dir;
+use crate::fsutil::FILE_MODE;
 
 /// The package version written into every header.
 pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
@@ -200,27 +202,6 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
     })
 }
 
-/// Mode asked for new files (then narrowed by the umask): never world-writable.
-#[cfg(unix)]
-const FILE_MODE: u32 = 0o664;
-/// Mode asked for new directories (then narrowed by the umask).
-#[cfg(unix)]
-const DIR_MODE: u32 = 0o775;
-
-/// Creates a directory (and its parents) that is never world-writable.
-pub fn create_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(DIR_MODE);
-    }
-    builder
-        .create(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
-}
-
 /// The lock file: never followed through a symlink (a planted link must not
 /// make us create or open a file outside the cache directory).
 fn open_lock_file(path: &Path) -> Result<File> {
@@ -248,6 +229,22 @@ fn temp_file(paths: &CachePaths) -> Result<tempfile::NamedTempFile> {
     builder
         .tempfile_in(&paths.dir)
         .map_err(|e| Error::io(format!("creating a temp file in {}", paths.dir.display()), e))
+}
+
+/// Removes the temp files of builders that died, when no build is running
+/// (a non-blocking try of the build lock: opening never waits for a
+/// builder). Without it, a killed build's full-size temp file would stay
+/// until the next build.
+pub fn remove_dead_builds(paths: &CachePaths) {
+    if !paths.lock.exists() {
+        return; // no build ever ran here, so none died
+    }
+    let Ok(lock) = open_lock_file(&paths.lock) else {
+        return;
+    };
+    if lock.try_lock().is_ok() {
+        remove_stale_temps(paths);
+    }
 }
 
 /// Temp files can only be left by a writer that died: the build lock is held.

@@ -53,6 +53,7 @@ pub mod db;
 pub mod error;
 pub mod faults;
 pub mod format;
+pub mod fsutil;
 pub mod index;
 pub mod loader;
 pub mod metrics;

@@ -636,6 +636,7 @@ impl Inner {
 
     /// At open: adopt the cache file if it is valid and current, else build one.
     fn start_tier1(&self, generation: Generation, migrated: bool) {
+        cache_file::remove_dead_builds(&self.paths);
         let reason = if migrated {
             Trigger::SchemaMigration
         } else {

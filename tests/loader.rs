@@ -487,3 +487,27 @@ fn without_fallback_tier_one_is_rebuilt_and_answers() {
     assert_eq!(report.tier, Tier::Cache);
     assert_eq!(report.counters.cache_misses, 0, "never answered from SQLite");
 }
+
+#[test]
+fn open_removes_dead_builders_temp_files_unless_a_build_is_running() {
+    let dir = tempfile::tempdir().unwrap();
+    fill_db(dir.path(), &gen_inputs(31, 20, DIM), 10, &[]);
+    drop(open(dir.path(), |_| {}));
+    let cache = cache_path(dir.path());
+    let name = cache.file_name().unwrap().to_string_lossy().into_owned();
+    let litter = cache.with_file_name(format!("{name}.tmp-dead01"));
+    // A build that is running holds the lock: its temp file stays, and open does not wait.
+    std::fs::write(&litter, vec![7u8; 4096]).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cache.with_file_name(format!("{name}.lock")))
+        .unwrap();
+    lock.lock().unwrap();
+    drop(open(dir.path(), |c| c.background_rebuild = Some(false)));
+    assert!(litter.exists(), "a running build's temp file is left alone");
+    // The builder died (its lock is released): the next open removes it.
+    drop(lock);
+    let reopened = open(dir.path(), |c| c.background_rebuild = Some(false));
+    assert!(!litter.exists(), "a dead builder's temp file is removed at open");
+    assert_eq!(reopened.metrics().unwrap().tier, Tier::Cache);
+}

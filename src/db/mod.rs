@@ -58,7 +58,7 @@ impl Database {
     /// migrates the schema.
     pub fn open(path: &Path) -> Result<Opened> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::cache_file::create_dir(dir)?;
+            crate::fsutil::create_dir(dir)?;
         }
         let writer = open_connection(path)?;
         // journal_mode needs a moment of exclusivity; other openers may hold it.
