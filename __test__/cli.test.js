@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { PatternCache } = require('../index.js')
-const { generatePatterns, expectedStored, Model, tempDir, rng, byteOrder } = require('./helpers.js')
+const { generatePatterns, expectedStored, plain, Model, tempDir, rng, byteOrder } = require('./helpers.js')
 
 const CLI = path.resolve(__dirname, '..', 'bin', 'pattern-cache.js')
 const ROOT = tempDir('cli')
@@ -23,10 +23,10 @@ const HEADER_LEN = 512
 /**
  * Runs the CLI; never throws on a non-zero exit.
  * @param {string[]} args
- * @param {{ cwd?: string, input?: string }} [opts]
+ * @param {{ cwd?: string, input?: string, env?: NodeJS.ProcessEnv }} [opts]
  */
 function cli(args, opts = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd, input: opts.input, encoding: 'utf8', maxBuffer: 256 << 20 })
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd, input: opts.input, env: opts.env, encoding: 'utf8', maxBuffer: 256 << 20 })
   if (r.error) throw r.error
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
@@ -34,7 +34,7 @@ function cli(args, opts = {}) {
 /**
  * Runs the CLI with --json and parses its one JSON document.
  * @param {string[]} args
- * @param {{ cwd?: string, input?: string }} [opts]
+ * @param {{ cwd?: string, input?: string, env?: NodeJS.ProcessEnv }} [opts]
  * @returns {{ code: number | null, doc: any, stderr: string }}
  */
 function cliJson(args, opts) {
@@ -51,6 +51,11 @@ function cliJson(args, opts) {
 /** @param {import('../index').TestPattern[]} patterns */
 function jsonl(patterns) {
   return patterns.map((p) => JSON.stringify({ ...p, embedding: Array.from(p.embedding) })).join('\n') + '\n'
+}
+
+/** A pattern as an export line holds it: its kind first. @param {Record<string, unknown>} p */
+function asRecord(p) {
+  return { kind: 'pattern', ...p }
 }
 
 /** A temp directory with a JSONL file of `count` generated patterns (not imported yet). */
@@ -273,13 +278,14 @@ test('import then export round-trips every pattern exactly; export of the export
   assert.equal(exp.code, 0)
   assert.equal(exp.doc.exported, 2500)
   const lines = fs.readFileSync(out, 'utf8').trimEnd().split('\n')
-  assert.deepEqual(lines.map((l) => JSON.parse(l)), f.model.query({}), 'every field, embeddings as float32 values in number arrays')
+  assert.deepEqual(lines.map((l) => JSON.parse(l)), f.model.query({}).map(asRecord), 'kind first, every field, embeddings as float32 values in number arrays')
+  assert.ok(lines.every((l) => l.startsWith('{"kind":"pattern",')), 'the kind comes first')
 
   const stdout = cli(['export', '--db', f.db])
   assert.equal(stdout.code, 0)
   assert.equal(stdout.stdout, fs.readFileSync(out, 'utf8'), 'stdout and --out write the same lines')
   const asJson = cliJson(['export', '--db', f.db, '--domain', 'auth'])
-  assert.deepEqual(asJson.doc, f.model.query({ domain: 'auth' }))
+  assert.deepEqual(asJson.doc, f.model.query({ domain: 'auth' }).map(asRecord))
 
   // Into a second database, then out again: byte for byte the same.
   const db2 = path.join(f.dir, 'second.db')
@@ -333,6 +339,315 @@ test('import stops at a bad line with its number: nothing of that batch is writt
   assert.match(missing.stderr, /\[IO_ERROR\]/)
 })
 
+// ---------------------------------------------------------------- paging, agent configs, the line format
+
+/** Agent configs as a caller stores them (ids not in byte order). */
+function agentConfigs() {
+  return [
+    { agentId: 'tester', type: 'test-generator', configJson: JSON.stringify({ model: 'm', temperature: 0.2 }), version: '1.0.0', updatedAt: 1_760_000_000_000 },
+    { agentId: 'analyzer/é', type: 'coverage', configJson: '[1, 2,  3]', version: '2.1', updatedAt: 0 },
+    { agentId: 'Zeta', type: 'flaky-hunter', configJson: '{"note": "a line\u2028separator", "n": null}', version: 'v3', updatedAt: 1_700_000_000_123 },
+  ]
+}
+/** @param {ReturnType<typeof agentConfigs>} configs */
+const byAgentId = (configs) => [...configs].sort((a, b) => byteOrder(a.agentId, b.agentId))
+/** @param {Record<string, unknown>} c */
+const configLine = (c) => JSON.stringify({ kind: 'agentConfig', ...c })
+
+/**
+ * A preload script that records, into the file named by $PC_CALLS, every
+ * listPatterns() request (its limit) and page size, and every call that
+ * would load all the matching patterns at once.
+ */
+function callRecorder() {
+  const dir = dirFor('recorder')
+  const file = path.join(dir, 'record.js')
+  fs.writeFileSync(
+    file,
+    `const fs = require('node:fs')
+const { PatternCache } = require(${JSON.stringify(path.resolve(__dirname, '..', 'index.js'))})
+const log = (entry) => fs.appendFileSync(process.env.PC_CALLS, JSON.stringify(entry) + '\\n')
+const list = PatternCache.prototype.listPatterns
+PatternCache.prototype.listPatterns = async function (request) {
+  const page = await list.call(this, request)
+  log({ call: 'listPatterns', limit: request && request.limit, returned: page.patterns.length, more: page.cursor !== undefined })
+  return page
+}
+for (const name of ['query', 'loadPatternsByDomain', 'loadPatternsByType', 'loadPatternsByFramework']) {
+  const original = PatternCache.prototype[name]
+  PatternCache.prototype[name] = function (...args) {
+    log({ call: name })
+    return original.apply(this, args)
+  }
+}
+`,
+  )
+  /** Runs the CLI with the recorder; returns its result and the calls. @param {string[]} args */
+  return (args) => {
+    const calls = path.join(dir, `calls-${Math.random().toString(36).slice(2)}.jsonl`)
+    fs.writeFileSync(calls, '')
+    const r = cli(args, { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(file)}`.trim(), PC_CALLS: calls } })
+    const log = fs.readFileSync(calls, 'utf8').trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    return { ...r, calls: log }
+  }
+}
+
+test('export, ls and stats page through listPatterns: never everything at once; any page size gives the same output', () => {
+  const f = imported('paging', 2500)
+  const recorded = callRecorder()
+  const records = f.model.query({}).map(asRecord)
+
+  // The default page is 1,000: three pages for 2,500 patterns, and no call that loads them all.
+  const whole = recorded(['export', '--db', f.db])
+  assert.equal(whole.code, 0, whole.stderr)
+  assert.deepEqual(whole.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)), records)
+  assert.deepEqual(whole.calls, [
+    { call: 'listPatterns', limit: 1000, returned: 1000, more: true },
+    { call: 'listPatterns', limit: 1000, returned: 1000, more: true },
+    { call: 'listPatterns', limit: 1000, returned: 500, more: false },
+  ])
+  for (const command of [['ls'], ['ls', '--json'], ['stats'], ['export', '--json'], ['export', '--domain', 'auth']]) {
+    const r = recorded([...command, '--db', f.db, '--page-size', '300'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(r.calls.length > 0 && r.calls.every((c) => c.call === 'listPatterns' && c.limit === 300 && c.returned <= 300), `${command.join(' ')}: ${JSON.stringify(r.calls)}`)
+  }
+
+  // Any page size: the same lines, the same documents.
+  for (const size of ['7', '999', '1000', '2500', '10000']) {
+    assert.equal(cli(['export', '--db', f.db, '--page-size', size]).stdout, whole.stdout, `--page-size ${size}`)
+  }
+  assert.deepEqual(cliJson(['export', '--db', f.db, '--page-size', '7']).doc, records, 'the --json array, page by page')
+  assert.deepEqual(cliJson(['export', '--db', f.db, '--domain', 'auth', '--page-size', '7']).doc, f.model.query({ domain: 'auth' }).map(asRecord))
+
+  // --limit counts patterns across pages; the last page asks only for what is left.
+  const limited = recorded(['export', '--db', f.db, '--limit', '15', '--page-size', '7'])
+  assert.deepEqual(limited.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)), records.slice(0, 15))
+  assert.deepEqual(limited.calls.map((c) => c.limit), [7, 7, 1])
+  assert.deepEqual(cliJson(['export', '--db', f.db, '--limit', '1500']).doc, records.slice(0, 1500))
+  assert.equal(recorded(['export', '--db', f.db, '--limit', '0']).calls.length, 0, '--limit 0 asks for nothing')
+
+  // ls: the same rows whatever the page size; --json puts the count after the patterns.
+  const row = (/** @type {any} */ p) => ({ id: p.id, type: p.type, domain: p.domain, framework: p.framework, verdict: p.verdict })
+  for (const args of [['--page-size', '7'], ['--page-size', '7', '--type', 'e2e'], ['--limit', '20', '--page-size', '6'], ['--limit', '0']]) {
+    const r = cli(['ls', '--db', f.db, '--json', ...args])
+    assert.equal(r.code, 0, r.stderr)
+    const filter = { type: args.includes('e2e') ? 'e2e' : undefined, limit: args.includes('--limit') ? Number(args[args.indexOf('--limit') + 1]) : undefined }
+    const expected = f.model.query(filter).map(row)
+    assert.equal(r.stdout, JSON.stringify({ patterns: expected, count: expected.length }, null, 2) + '\n', args.join(' '))
+  }
+  const text = cli(['ls', '--db', f.db, '--page-size', '7']).stdout.trimEnd().split('\n')
+  assert.match(text[0], /^ID\s+TYPE\s+DOMAIN\s+FRAMEWORK\s+VERDICT$/)
+  assert.equal(text.length, 2501)
+  const firstPage = f.model.query({ limit: 7 })
+  assert.equal(text[0].indexOf('TYPE'), Math.max(2, ...firstPage.map((p) => p.id.length)) + 2, 'the columns are as wide as the first page needs')
+  assert.deepEqual(cli(['ls', '--db', f.db, '--domain', 'absent']).stdout, 'ID  TYPE  DOMAIN  FRAMEWORK  VERDICT\n')
+
+  // stats: the same document whatever the page size.
+  assert.deepEqual(cliJson(['stats', '--db', f.db, '--page-size', '7']).doc, cliJson(['stats', '--db', f.db]).doc)
+
+  // --page-size is an integer in 1..10,000, for ls, export and stats only.
+  for (const bad of ['0', '10001', 'x', '', '-5', '2.5']) {
+    const r = cliJson(['export', '--db', f.db, `--page-size=${bad}`])
+    assert.equal(r.code, 2, bad)
+    assert.match(r.doc.error.message, /--page-size must be an integer in 1\.\.10,000/, bad)
+  }
+  assert.equal(cli(['status', '--db', f.db, '--page-size', '5']).code, 2)
+  assert.equal(cli(['search', '--db', f.db, '--like', 'x', '--page-size', '5']).code, 2)
+})
+
+test('import stores agent config lines; export writes every pattern, then every config; the round trip into an empty database is exact', async () => {
+  const f = fixture('configs', 2500)
+  const configs = agentConfigs()
+  // Old-format pattern lines (no kind), a config at line 1,200, the other configs at the end.
+  const lines = jsonl(f.patterns).trimEnd().split('\n')
+  lines.splice(1199, 0, configLine(configs[0]))
+  lines.push(...configs.slice(1).map(configLine))
+  const file = path.join(f.dir, 'with-configs.jsonl')
+  fs.writeFileSync(file, lines.join('\n') + '\n')
+  const imp = cliJson(['import', file, '--db', f.db])
+  assert.equal(imp.code, 0, imp.stderr)
+  assert.equal(imp.doc.imported, 2500)
+  assert.equal(imp.doc.agentConfigs, 3)
+  assert.equal(imp.doc.batches, 4, 'the config line ends its batch: 1,000 + 199, then 1,000 + 301')
+  assert.match(cli(['import', file, '--db', f.db]).stdout, /^imported 2,500 patterns and 3 agent configs from /)
+
+  const out = path.join(f.dir, 'out.jsonl')
+  const exp = cliJson(['export', '--db', f.db, '--out', out])
+  assert.equal(exp.code, 0, exp.stderr)
+  assert.deepEqual(exp.doc, { out, exported: 2500, agentConfigs: 3 })
+  const exported = fs.readFileSync(out, 'utf8')
+  const expected = [...f.model.query({}).map(asRecord), ...byAgentId(configs).map((c) => ({ kind: 'agentConfig', ...c }))]
+  assert.deepEqual(exported.trimEnd().split('\n').map((l) => JSON.parse(l)), expected, 'every pattern by id, then every config by agent id')
+  assert.ok(exported.trimEnd().split('\n').slice(2500).every((l) => l.startsWith('{"kind":"agentConfig","agentId":')))
+  assert.match(cli(['export', '--db', f.db, '--out', out]).stderr, /^exported 2,500 patterns and 3 agent configs to /)
+  assert.equal(cli(['export', '--db', f.db]).stdout, exported, 'stdout and --out write the same lines')
+  assert.deepEqual(cliJson(['export', '--db', f.db]).doc, expected, '--json: one array of the same records')
+
+  // Into an empty database: the same patterns and configs, by the API too; its export is byte for byte the same.
+  const db2 = path.join(f.dir, 'second.db')
+  const imp2 = cliJson(['import', out, '--db', db2])
+  assert.equal(imp2.code, 0, imp2.stderr)
+  assert.deepEqual([imp2.doc.imported, imp2.doc.agentConfigs, imp2.doc.batches], [2500, 3, 3])
+  assert.equal(cli(['export', '--db', db2]).stdout, exported)
+  const [a, b] = await Promise.all([f.db, db2].map((dbPath) => PatternCache.open({ dbPath, enabled: false, backgroundRebuild: false })))
+  try {
+    assert.deepEqual((await b.query({})).map(plain), (await a.query({})).map(plain))
+    assert.deepEqual(await b.listAgentConfigs(), await a.listAgentConfigs())
+    assert.deepEqual(await b.listAgentConfigs(), byAgentId(configs))
+    for (const c of configs) assert.deepEqual(await b.loadAgentConfig(c.agentId), c)
+  } finally {
+    await Promise.all([a.shutdown(), b.shutdown()])
+  }
+
+  // A config line replaces the stored config of its agent id.
+  const update = path.join(f.dir, 'update.jsonl')
+  const newer = { ...configs[0], configJson: '{"model":"n"}', version: '1.0.1', updatedAt: 1_770_000_000_000 }
+  fs.writeFileSync(update, configLine(newer) + '\n')
+  const up = cliJson(['import', update, '--db', db2])
+  assert.deepEqual([up.code, up.doc.imported, up.doc.agentConfigs, up.doc.batches], [0, 0, 1, 0])
+  const after = cliJson(['export', '--db', db2]).doc.filter((/** @type {any} */ r) => r.kind === 'agentConfig')
+  assert.deepEqual(after, byAgentId([newer, ...configs.slice(1)]).map((c) => ({ kind: 'agentConfig', ...c })))
+
+  // With a filter: only the matching patterns, no configs.
+  const auth = cli(['export', '--db', f.db, '--domain', 'auth'])
+  assert.deepEqual(auth.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)), f.model.query({ domain: 'auth' }).map(asRecord))
+  const five = path.join(f.dir, 'five.jsonl')
+  const limited = cliJson(['export', '--db', f.db, '--limit', '5', '--out', five])
+  assert.deepEqual(limited.doc, { out: five, exported: 5, agentConfigs: 0 })
+  assert.equal(fs.readFileSync(five, 'utf8').trimEnd().split('\n').length, 5)
+  assert.match(cli(['export', '--db', f.db, '--limit', '5', '--out', five]).stderr, /^exported 5 patterns to /)
+})
+
+test('import reads old pattern-only files (no kind) and files mixing both forms', () => {
+  const f = fixture('oldformat', 40)
+  const mixed = path.join(f.dir, 'mixed.jsonl')
+  fs.writeFileSync(mixed, f.patterns.map((p, i) => JSON.stringify({ ...(i % 2 ? { kind: 'pattern' } : {}), ...p, embedding: Array.from(p.embedding) })).join('\n') + '\n')
+  for (const [file, db] of [[f.file, f.db], [mixed, path.join(f.dir, 'mixed.db')]]) {
+    const r = cliJson(['import', file, '--db', db])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual([r.doc.imported, r.doc.agentConfigs], [40, 0])
+    assert.match(cli(['import', file, '--db', db]).stdout, /^imported 40 patterns from /, 'no configs: the line of before')
+    assert.deepEqual(cliJson(['export', '--db', db]).doc, f.model.query({}).map(asRecord))
+  }
+})
+
+test('import: a line of an unknown kind, or an agent config that fails validation, stops the import at its line number', () => {
+  const f = fixture('badkind', 1500)
+  const lines = jsonl(f.patterns).trimEnd().split('\n')
+
+  // An unknown kind at line 1,201: the first batch stays, nothing of the second.
+  const unknown = [...lines]
+  unknown.splice(1200, 0, JSON.stringify({ kind: 'agentconfig', ...agentConfigs()[0] }))
+  const file = path.join(f.dir, 'unknown.jsonl')
+  fs.writeFileSync(file, unknown.join('\n') + '\n')
+  const r = cliJson(['import', file, '--db', f.db])
+  assert.equal(r.code, 3)
+  assert.equal(r.doc.error.code, 'INVALID_PATTERN')
+  assert.equal(r.doc.error.line, 1201)
+  assert.match(r.doc.error.message, /unknown\.jsonl, line 1201: unknown kind "agentconfig"/)
+  assert.equal(cliJson(['ls', '--db', f.db]).doc.count, 1000, 'the batch before stays; nothing of the failing one')
+  const text = cli(['import', file, '--db', path.join(f.dir, 'text.db')])
+  assert.equal(text.code, 3)
+  assert.match(text.stderr, /error \[INVALID_PATTERN\]: .*unknown\.jsonl, line 1201: unknown kind "agentconfig"/)
+  assert.match(text.stderr, /1,000 patterns of the batches before this one stay imported/)
+
+  // Other kinds that are not one: each reported at its line, nothing of its batch written.
+  for (const kind of ['Pattern', 'config', '', null, 1, ['pattern'], { kind: 'pattern' }]) {
+    const small = path.join(f.dir, 'small.jsonl')
+    fs.writeFileSync(small, [lines[0], lines[1], JSON.stringify({ ...JSON.parse(lines[2]), kind })].join('\n') + '\n')
+    const db = path.join(f.dir, `small-${Math.random().toString(36).slice(2)}.db`)
+    const bad = cliJson(['import', small, '--db', db])
+    assert.equal(bad.code, 3, JSON.stringify(kind))
+    assert.equal(bad.doc.error.line, 3, JSON.stringify(kind))
+    assert.match(bad.doc.error.message, /line 3: unknown kind /, JSON.stringify(kind))
+    assert.equal(cliJson(['ls', '--db', db]).doc.count, 0)
+  }
+
+  // An agent config that fails validation at line 1,201: the patterns before it were stored (the config line ended their batch).
+  for (const [what, config] of /** @type {Array<[string, Record<string, unknown>]>} */ ([
+    ['no configJson', { agentId: 'a', type: 't', version: '1', updatedAt: 1 }],
+    ['configJson not JSON', { agentId: 'a', type: 't', configJson: '{nope', version: '1', updatedAt: 1 }],
+    ['an empty agentId', { agentId: '', type: 't', configJson: '{}', version: '1', updatedAt: 1 }],
+    ['updatedAt a string', { agentId: 'a', type: 't', configJson: '{}', version: '1', updatedAt: 'yesterday' }],
+  ])) {
+    const badConfig = [...lines]
+    badConfig.splice(1200, 0, configLine(config))
+    const cfile = path.join(f.dir, 'badconfig.jsonl')
+    fs.writeFileSync(cfile, badConfig.join('\n') + '\n')
+    const db = path.join(f.dir, `config-${Math.random().toString(36).slice(2)}.db`)
+    const c = cliJson(['import', cfile, '--db', db])
+    assert.equal(c.code, 3, what)
+    assert.equal(c.doc.error.code, 'INVALID_AGENT_CONFIG', `${what}: ${c.doc.error.message}`)
+    assert.equal(c.doc.error.line, 1201, what)
+    assert.equal(c.doc.error.imported, 1200, what)
+    assert.match(c.doc.error.message, /badconfig\.jsonl, line 1201: /, what)
+    assert.equal(cliJson(['ls', '--db', db]).doc.count, 1200, what)
+    assert.deepEqual(cliJson(['export', '--db', db]).doc.filter((/** @type {any} */ x) => x.kind === 'agentConfig'), [], what)
+  }
+})
+
+test('stats: counts from getStats() (patterns, every verdict, agent configs) match the data; sizes summed page by page', async () => {
+  const f = fixture('stats-configs', 2500)
+  const configs = agentConfigs()
+  const file = path.join(f.dir, 'with-configs.jsonl')
+  fs.writeFileSync(file, jsonl(f.patterns) + configs.map(configLine).join('\n') + '\n')
+  assert.equal(cli(['import', file, '--db', f.db]).code, 0)
+  const r = cliJson(['stats', '--db', f.db])
+  assert.equal(r.code, 0, r.stderr)
+  const all = f.model.query({})
+  /** @param {string} key */
+  const counts = (key) => {
+    /** @type {Record<string, number>} */
+    const c = {}
+    for (const p of all) c[p[key]] = (c[p[key]] ?? 0) + 1
+    return c
+  }
+  assert.equal(r.doc.patternCount, 2500)
+  assert.equal(r.doc.embeddingDim, 16)
+  assert.equal(r.doc.agentConfigCount, 3)
+  for (const [key, field] of [['domain', 'domains'], ['type', 'types'], ['framework', 'frameworks'], ['verdict', 'verdicts']]) {
+    assert.deepEqual(r.doc[field], counts(key), field)
+    const values = Object.values(r.doc[field])
+    assert.ok(values.every((v, i) => i === 0 || values[i - 1] >= v), `${field}: the largest count first`)
+    assert.equal(values.reduce((n, v) => n + v, 0), 2500, `${field} add up to the pattern count`)
+  }
+  assert.equal(r.doc.sizes.contentBytes, all.reduce((n, p) => n + Buffer.byteLength(p.content), 0))
+  assert.equal(r.doc.sizes.metadataBytes, all.reduce((n, p) => n + (p.metadata === undefined ? 0 : Buffer.byteLength(JSON.stringify(p.metadata))), 0))
+  assert.equal(r.doc.sizes.embeddingBytes, 2500 * 16 * 4)
+  const text = cli(['stats', '--db', f.db]).stdout
+  assert.match(text, /^patterns: 2,500 \(embedding dimension 16\)\nagent configs: 3\n/)
+
+  // The same counts as the API's, and they follow deletes of patterns and configs.
+  const cache = await PatternCache.open({ dbPath: f.db, enabled: false, backgroundRebuild: false })
+  try {
+    const stats = await cache.getStats()
+    assert.deepEqual(r.doc.domains, stats.byDomain)
+    assert.equal(stats.dimension, 16)
+    assert.deepEqual(Object.keys(stats.byVerdict).sort(), ['failure', 'flaky', 'success', 'unknown'])
+    assert.equal(await cache.deleteAgentConfig('tester'), true)
+    assert.equal(await cache.deleteAgentConfig('tester'), false)
+    assert.equal(await cache.deletePattern(all[0].id), true)
+  } finally {
+    await cache.shutdown()
+  }
+  const after = cliJson(['stats', '--db', f.db]).doc
+  assert.equal(after.agentConfigCount, 2)
+  assert.equal(after.patternCount, 2499)
+  assert.equal(after.domains[all[0].domain], counts('domain')[all[0].domain] - 1)
+  assert.equal(after.sizes.contentBytes, r.doc.sizes.contentBytes - Buffer.byteLength(all[0].content))
+
+  // An empty database.
+  const dir = dirFor('stats-empty')
+  const empty = path.join(dir, 'empty.jsonl')
+  fs.writeFileSync(empty, '')
+  const db = path.join(dir, 'patterns.db')
+  assert.equal(cli(['import', empty, '--db', db]).code, 0)
+  const none = cliJson(['stats', '--db', db]).doc
+  assert.deepEqual({ ...none, sizes: undefined }, { patternCount: 0, embeddingDim: null, domains: {}, types: {}, frameworks: {}, verdicts: {}, agentConfigCount: 0, sizes: undefined })
+  assert.deepEqual([none.sizes.contentBytes, none.sizes.metadataBytes, none.sizes.embeddingBytes], [0, 0, 0])
+  assert.match(cli(['stats', '--db', db]).stdout, /^patterns: 0\nagent configs: 0\nper domain:\nper type:\n/)
+})
+
 test('clear removes the cache file and its .bak, .lock and .tmp-* companions, never the database', () => {
   const f = imported('clear', 300)
   assert.equal(cli(['rebuild', '--db', f.db]).code, 0)
@@ -383,7 +698,7 @@ test('the default database is .pattern-cache/patterns.db under the current direc
   assert.equal(status.doc.database.patternCount, 10)
   assert.deepEqual(
     cliJson(['export'], { cwd: f.dir }).doc,
-    f.patterns.map(expectedStored).sort((a, b) => Buffer.compare(Buffer.from(String(a.id)), Buffer.from(String(b.id)))),
+    f.patterns.map(expectedStored).sort((a, b) => Buffer.compare(Buffer.from(String(a.id)), Buffer.from(String(b.id)))).map(asRecord),
   )
 })
 

@@ -88,7 +88,12 @@ before(() => {
 
 test('the main tarball holds the JavaScript, types and CLI, and no binary; the platform tarball holds the binary', { skip }, () => {
   const { mainFiles, platformFiles } = setup
-  for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/pattern-cache.js']) {
+  // The command line is bin/pattern-cache.js and every module under cli/ (commands/<name>.js, lib/*.js).
+  const cli = fs.readdirSync(path.join(ROOT, 'cli'), { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile() && d.name.endsWith('.js'))
+    .map((d) => path.relative(ROOT, path.join(d.parentPath ?? d.path, d.name)).split(path.sep).join('/'))
+  assert.ok(cli.includes('cli/commands/export.js') && cli.includes('cli/lib/options.js'), cli.join(', '))
+  for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/pattern-cache.js', ...cli]) {
     assert.ok(mainFiles.includes(f), `${f} is packed: ${mainFiles.join(', ')}`)
   }
   for (const f of mainFiles) assert.doesNotMatch(f, /\.node$|^src\/|^__test__\/|^target\/|^benchmark\//, `${f} is not packed`)
