@@ -69,13 +69,15 @@ pub struct Built {
 
 /// Which file is at a path, so a reader notices when another process renames
 /// a new one into place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
     dev: u64,
     ino: u64,
     len: u64,
     /// mtime, Unix ms: when the file was written.
     pub modified_ms: i64,
+    /// mtime to the nanosecond, so two writes in one millisecond differ.
+    modified_ns: u128,
 }
 
 impl FileIdentity {
@@ -91,17 +93,17 @@ impl FileIdentity {
         };
         #[cfg(not(unix))]
         let (dev, ino) = (0, 0);
-        let modified_ms = m
+        let modified = m
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+            .unwrap_or_default();
         FileIdentity {
             dev,
             ino,
             len: m.len(),
-            modified_ms,
+            modified_ms: modified.as_millis() as i64,
+            modified_ns: modified.as_nanos(),
         }
     }
 }
@@ -120,6 +122,54 @@ pub fn open_view(path: &Path) -> Result<(CacheView, FileIdentity)> {
     // bytes cannot change under the view. Every byte is validated before use.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
     Ok((CacheView::open(Box::new(map))?, identity))
+}
+
+/// Validated views shared by every instance in this process, keyed by the
+/// identity of the file each maps: a second `open` of an unchanged file
+/// costs a `stat`, not a validation and an id table. Files are never
+/// modified in place, so an identity always means the same bytes. Views no
+/// instance uses are kept (up to the capacity) for the next open, and
+/// dropped when their file is replaced.
+static SHARED_VIEWS: std::sync::Mutex<Option<lru::LruCache<FileIdentity, SharedView>>> = std::sync::Mutex::new(None);
+const SHARED_VIEWS_MAX: usize = 4;
+
+struct SharedView {
+    path: PathBuf,
+    view: std::sync::Arc<CacheView>,
+}
+
+/// `open_view`, through the process-wide table of validated views.
+pub fn open_shared_view(path: &Path) -> Result<(std::sync::Arc<CacheView>, FileIdentity)> {
+    let identity = FileIdentity::of(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    {
+        let mut table = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = table.as_mut().and_then(|t| t.get(&identity)) {
+            return Ok((std::sync::Arc::clone(&shared.view), identity));
+        }
+    }
+    let (view, identity) = open_view(path)?;
+    let view = std::sync::Arc::new(view);
+    let mut guard = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    let table = guard.get_or_insert_with(|| {
+        lru::LruCache::new(std::num::NonZeroUsize::new(SHARED_VIEWS_MAX).unwrap_or(std::num::NonZeroUsize::MIN))
+    });
+    // The file at this path was replaced: its old views go once unused.
+    let replaced: Vec<FileIdentity> = table
+        .iter()
+        .filter(|(id, s)| s.path == path && **id != identity && std::sync::Arc::strong_count(&s.view) == 1)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in replaced {
+        table.pop(&id);
+    }
+    table.put(
+        identity,
+        SharedView {
+            path: path.to_owned(),
+            view: std::sync::Arc::clone(&view),
+        },
+    );
+    Ok((view, identity))
 }
 
 /// Builds the cache file from the database unless (with `force` false) a

@@ -640,13 +640,13 @@ impl Inner {
         let reason = if migrated {
             Trigger::SchemaMigration
         } else {
-            match cache_file::open_view(&self.paths.file) {
+            match cache_file::open_shared_view(&self.paths.file) {
                 // Current only if built from this database, at its generation.
                 Ok((view, identity))
                     if view.header().generation == generation.generation
                         && view.header().source_id == generation.source_id =>
                 {
-                    self.install(Arc::new(view), identity);
+                    self.install(view, identity);
                     return;
                 }
                 // Behind only by uses: served amended with their counters (a
@@ -657,7 +657,7 @@ impl Inner {
                         && generation.log_floor <= view.header().generation
                         && self.only_uses_since(view.header().generation) =>
                 {
-                    self.install(Arc::new(view), identity);
+                    self.install(view, identity);
                     return;
                 }
                 Ok(_) => Trigger::SourceChanged,
@@ -711,7 +711,7 @@ impl Inner {
         let _ = crate::faults::hit(crate::faults::Step::Rebuild);
         let started = Instant::now();
         let outcome = cache_file::build(&self.db, &self.paths, force, &self.cancel)
-            .and_then(|built| Ok((built, cache_file::open_view(&self.paths.file)?)));
+            .and_then(|built| Ok((built, cache_file::open_shared_view(&self.paths.file)?)));
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         match outcome {
             Ok((built, (view, identity))) => {
@@ -728,7 +728,7 @@ impl Inner {
                 }
                 let count = view.header().pattern_count;
                 let size = view.file_size();
-                self.install(Arc::new(view), identity);
+                self.install(view, identity);
                 self.emit(CacheEvent::RebuildFinished {
                     pattern_count: count,
                     duration_ms,
@@ -844,7 +844,7 @@ impl Inner {
         if self.view_file.lock().unwrap_or_else(|p| p.into_inner()).as_ref() == Some(&on_disk) {
             return;
         }
-        let Ok((view, identity)) = cache_file::open_view(&self.paths.file) else {
+        let Ok((view, identity)) = cache_file::open_shared_view(&self.paths.file) else {
             return; // a broken file is the builder's to replace; keep ours
         };
         let ours = self.view.load().as_ref().map(|v| v.header().generation);
@@ -855,7 +855,7 @@ impl Inner {
                     view.header().generation
                 )
             });
-            self.install(Arc::new(view), identity);
+            self.install(view, identity);
         }
     }
 
