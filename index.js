@@ -35,7 +35,7 @@ function makePatterns(out, buffer, dim, ...f) {
       domain: f[k + 2],
       framework: f[k + 3],
       content: f[k + 4],
-      embedding: all.slice(i * dim, (i + 1) * dim),
+      embedding: new Float32Array(buffer, i * dim * 4, dim),
       verdict: f[k + 7],
       createdAt: f[k + 8],
       usageCount: f[k + 10],

@@ -42,7 +42,7 @@ fn guarded<T>(work: impl FnOnce() -> crate::Result<T>) -> crate::Result<T> {
 
 /// Results up to this size are built on the JavaScript thread directly;
 /// larger ones are decoded on the thread pool first.
-const FAST_MAX_RESULTS: usize = 2_000;
+const FAST_MAX_RESULTS: usize = 200_000;
 
 /// Searches that scan at most this many floats (4 MiB: a fraction of a
 /// millisecond) run on the JavaScript thread; larger ones on the pool.
