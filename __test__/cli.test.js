@@ -397,11 +397,16 @@ test('export, ls and stats page through listPatterns: never everything at once; 
   const recorded = callRecorder()
   const records = f.model.query({}).map(asRecord)
 
-  // The default page is 1,000: three pages for 2,500 patterns, and no call that loads them all.
+  // Export's default page is 100 (so memory stays flat): 25 pages for 2,500 patterns, and no call that loads them all.
   const whole = recorded(['export', '--db', f.db])
   assert.equal(whole.code, 0, whole.stderr)
   assert.deepEqual(whole.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)), records)
-  assert.deepEqual(whole.calls, [
+  assert.deepEqual(
+    whole.calls,
+    Array.from({ length: 25 }, (_, i) => ({ call: 'listPatterns', limit: 100, returned: 100, more: i < 24 })),
+  )
+  // ls pages by 1,000.
+  assert.deepEqual(recorded(['ls', '--db', f.db]).calls, [
     { call: 'listPatterns', limit: 1000, returned: 1000, more: true },
     { call: 'listPatterns', limit: 1000, returned: 1000, more: true },
     { call: 'listPatterns', limit: 1000, returned: 500, more: false },

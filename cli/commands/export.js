@@ -6,9 +6,11 @@ const path = require('node:path')
 const { EXIT, CliError } = require('../lib/errors.js')
 const { num, writeTo, writeJsonArray } = require('../lib/output.js')
 const { PAGE_SIZE, MAX_PAGE_SIZE, paths, requireDatabase, withCache, pages } = require('../lib/store.js')
-const { record } = require('../lib/records.js')
+const { record, patternLine } = require('../lib/records.js')
 
 const summary = 'write patterns and agent configs as JSONL (stdout or --out)'
+/** Export's default page: small, so memory stays flat however large the store. */
+const EXPORT_PAGE_SIZE = 100
 const args = ''
 const options = ['out', 'domain', 'type', 'framework', 'limit', 'page-size']
 const help = `Writes every pattern, ordered by id, then every agent config, ordered by
@@ -30,7 +32,7 @@ twice).
   --domain, --type, --framework, --limit   as for ls; with any of them only
                     the matching patterns are written, and no agent configs
                     (configs belong to no domain, type or framework)
-  --page-size <n>   patterns read per page, 1..${MAX_PAGE_SIZE.toLocaleString('en-US')} (default ${PAGE_SIZE.toLocaleString('en-US')})
+  --page-size <n>   patterns read per page, 1..${MAX_PAGE_SIZE.toLocaleString('en-US')} (default 100)
 
 With --json and no --out, writes one JSON array of the same records instead
 of lines; with --json and --out, writes the lines to the file and a summary
@@ -71,16 +73,25 @@ async function run(values, out) {
       })
     }
     try {
-      for await (const page of records(c)) {
+      // Small pages by default: a page's patterns then die young (in V8's
+      // young generation) instead of growing the heap, so RSS stays flat.
+      const paged = { ...values, 'page-size': values['page-size'] ?? EXPORT_PAGE_SIZE }
+      for await (const page of pages(c, paged)) {
+        patterns += page.length
         let chunk = ''
-        for (const r of page) {
-          chunk += JSON.stringify(r) + '\n'
+        for (const p of page) {
+          chunk += patternLine(p) + '\n'
           if (chunk.length > 1 << 16) {
             await writeTo(target, chunk)
             chunk = ''
           }
         }
         if (chunk) await writeTo(target, chunk)
+      }
+      if (!filtered) {
+        const all = await c.listAgentConfigs()
+        configs = all.length
+        if (all.length) await writeTo(target, all.map((a) => JSON.stringify(record('agentConfig', a)) + '\n').join(''))
       }
     } catch (e) {
       if (target === out.stream) throw e

@@ -16,6 +16,20 @@ function record(kind, value) {
 }
 
 /**
+ * A pattern's export line (without the newline): the same JSON as
+ * `JSON.stringify(record('pattern', p))` but for the key order (the
+ * embedding last), written without making a number array of the embedding:
+ * at 768 dimensions that array is most of the garbage an export makes.
+ * (A finite number's JSON is its String(), which join uses.)
+ * @param {any} p a stored pattern
+ */
+function patternLine(p) {
+  const { embedding, ...rest } = p
+  const head = JSON.stringify({ kind: 'pattern', ...rest, embedding: 0 })
+  return `${head.slice(0, -2)}[${Array.prototype.join.call(embedding, ',')}]}`
+}
+
+/**
  * What an import line holds: { kind, value } (value without "kind"), or
  * { problem } when its kind is unknown. The line is a JSON object already.
  * @param {Record<string, unknown>} object
@@ -28,4 +42,4 @@ function parseRecord(object) {
   return { problem: `unknown kind ${JSON.stringify(kind)} (the kind of a line is ${KINDS.map((k) => JSON.stringify(k)).join(' or ')}; a line without one is a pattern)` }
 }
 
-module.exports = { KINDS, record, parseRecord }
+module.exports = { KINDS, record, patternLine, parseRecord }
