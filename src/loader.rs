@@ -260,12 +260,13 @@ impl PatternCache {
         validate::id_argument(&input.id)?;
         let at = validate::usage_at(input.at, now_ms())?;
         let inner = self.inner()?;
-        let (found, generation) = inner.db.write(|conn| {
-            Ok((
-                queries::record_usage(conn, &input.id, input.success, at)?,
-                queries::generation(conn)?,
-            ))
-        })?;
+        // One UPDATE, atomic by itself: the write lock is held for it alone.
+        // The generation read after it may include later writes too, which
+        // only makes this instance fresher.
+        let (found, generation) = inner.db.write_statement(
+            |conn| queries::record_usage(conn, &input.id, input.success, at),
+            queries::generation,
+        )?;
         if found {
             inner.saw_own_use(generation);
         }
@@ -657,7 +658,10 @@ impl Inner {
                         && generation.log_floor <= view.header().generation
                         && self.only_uses_since(view.header().generation) =>
                 {
+                    let base = Arc::clone(&view);
                     self.install(view, identity);
+                    // Amend it now, so the first read (and getMetrics) sees tier 1.
+                    let _ = self.overlay_for(&base, generation.generation);
                     return;
                 }
                 Ok(_) => Trigger::SourceChanged,

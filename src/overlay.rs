@@ -32,8 +32,8 @@ pub struct Overlay {
     counter_count: usize,
 }
 
-/// Counter layers are merged into one past this many.
-const MAX_COUNTER_LAYERS: usize = 8;
+/// At most this many counter layers (they are merged geometrically before).
+const MAX_COUNTER_LAYERS: usize = 24;
 
 impl Overlay {
     pub fn new(base: u64) -> Overlay {
@@ -72,13 +72,20 @@ impl Overlay {
             next.counter_count += layer.len();
             next.counters.push(Arc::new(layer));
         }
-        if next.counters.len() > MAX_COUNTER_LAYERS {
-            let mut merged = HashMap::with_capacity(next.counter_count);
-            for l in &next.counters {
-                merged.extend(l.iter().map(|(k, v)| (k.clone(), *v)));
+        // Layers stay geometric (each at least twice the next newer), as in a
+        // log-structured merge: an entry is copied O(log n) times in all, and
+        // a lookup visits O(log n) layers.
+        while let [.., older, newer] = next.counters.as_slice() {
+            if older.len() > 2 * newer.len() && next.counters.len() <= MAX_COUNTER_LAYERS {
+                break;
             }
-            next.counter_count = merged.len();
-            next.counters = vec![Arc::new(merged)];
+            let (Some(newer), Some(older)) = (next.counters.pop(), next.counters.pop()) else {
+                break;
+            };
+            let mut merged = HashMap::clone(&older);
+            merged.extend(newer.iter().map(|(k, v)| (k.clone(), *v)));
+            next.counter_count = next.counter_count - older.len() - newer.len() + merged.len();
+            next.counters.push(Arc::new(merged));
         }
         next
     }
@@ -364,5 +371,50 @@ impl<'a> Tier1<'a> {
             }
         }
         all.into_values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(n: i64) -> Counters {
+        Counters {
+            usage_count: n,
+            success_count: n / 2,
+            last_used: Some(n),
+        }
+    }
+
+    /// Thousands of refreshes of a few uses each: every lookup is the newest
+    /// value, and the layers stay few (geometric), so refreshes stay cheap.
+    #[test]
+    fn counter_layers_answer_the_newest_value_and_stay_few() {
+        let mut overlay = Overlay::new(0);
+        let mut model: HashMap<String, Counters> = HashMap::new();
+        let mut seed = 7u64;
+        for round in 0..3000i64 {
+            let mut changes = Changes {
+                generation: round as u64 + 1,
+                ..Changes::default()
+            };
+            for _ in 0..3 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let id = format!("p{}", (seed >> 33) % 5000);
+                changes.counters.push((id.clone(), counters(round)));
+                model.insert(id, counters(round));
+            }
+            overlay = overlay.advanced(changes);
+            assert!(
+                overlay.counters.len() <= 16,
+                "{} layers at round {round}",
+                overlay.counters.len()
+            );
+        }
+        for (id, c) in &model {
+            assert_eq!(overlay.counters(id), Some(*c), "{id}");
+        }
+        assert_eq!(overlay.counters("absent"), None);
+        assert!(overlay.counter_len() >= model.len());
     }
 }

@@ -71,6 +71,9 @@ pub fn changes_since(conn: &Connection, since: u64, max: usize, max_counters: us
     if used as u64 > max_counters as u64 {
         return Ok(None);
     }
+    if used == 0 {
+        return Ok(Some(changes));
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, p.usage_count, p.success_count, p.last_used FROM usage_changes u JOIN patterns p ON p.id = u.id \
          WHERE u.generation > ?1 AND u.id NOT IN (SELECT id FROM pattern_changes WHERE generation > ?1)",
@@ -126,6 +129,12 @@ fn content_changes_since(conn: &Connection, since: u64, max: usize) -> Result<Op
     )?;
     if changed as u64 > max as u64 {
         return Ok(None);
+    }
+    if changed == 0 {
+        return Ok(Some(Changes {
+            generation: state.generation,
+            ..Changes::default()
+        }));
     }
     let mut ids = conn.prepare_cached("SELECT id FROM pattern_changes WHERE generation > ?1 ORDER BY id")?;
     let ids: Vec<String> = ids.query_map([since], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
