@@ -3,15 +3,17 @@
 // BENCH_QUICK=1: only the 10,000-pattern sizes and fewer iterations (for development);
 // its report goes to benchmark/data/RESULTS.quick.md instead of benchmark/RESULTS.md.
 // --only <group>[,<group>...] (or BENCH_ONLY=...): only those groups of measures, of
-// open, reads, memory, rebuild, cold, search; the report goes to
-// benchmark/data/RESULTS.only-<groups>.md, and a full (not quick) search group also
-// replaces the similarity-search section of benchmark/RESULTS.md.
+// open, reads, memory, rebuild, cold, search, usage; the report goes to
+// benchmark/data/RESULTS.only-<groups>.md, and a full (not quick) search or usage group
+// also replaces its own section of benchmark/RESULTS.md.
 //
 // Measures (see lib/targets.js for the targets and README.md for the method):
 //   open to ready; memory growth after open (fresh child processes);
 //   loadPattern hit, loadPatternsByDomain (100 / 1,000), tier 2 loadPattern (tinybench);
 //   rebuildCache() and the event-loop stall during it; a fresh process's require + open + query;
-//   similarity search (lib/search-group.js): searchSimilar against brute-force and ANN libraries.
+//   similarity search (lib/search-group.js): searchSimilar against brute-force and ANN libraries;
+//   use counters (lib/usage-group.js): a burst of recordUsage from 8 processes with reads
+//   throughout, against better-sqlite3's UPDATE; the RSS of `pattern-cache export` at 100,000 x 768.
 
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -23,8 +25,9 @@ const { ensureDataset } = require('./lib/dataset')
 const { collect, percentile, summary, timeRuns, micro, stallTracker, sleep } = require('./lib/measure')
 const { machine, versions } = require('./lib/machine')
 const { evaluate } = require('./lib/targets')
-const { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection } = require('./lib/report')
+const { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection, usageSection, spliceUsageSection } = require('./lib/report')
 const { measureSearch } = require('./lib/search-group')
+const { measureUsage } = require('./lib/usage-group')
 const { SELECT_ONE, rowToPattern } = require('./lib/rows')
 const load = require('./lib/load')
 
@@ -37,7 +40,9 @@ const CONFIG = QUICK
   : { openRuns: 20, openWarmup: 2, microTime: 2000, microWarmup: 300, memoryRuns: 3, rebuildRuns: 5, coldRuns: 30, coldWarmup: 3,
       searchTime: 2000, searchWarmup: 200, searchIterations: 50, firstRuns: 5 }
 
-const GROUPS = ['open', 'reads', 'memory', 'rebuild', 'cold', 'search']
+const GROUPS = ['open', 'reads', 'memory', 'rebuild', 'cold', 'search', 'usage']
+/** Groups with a section of their own in RESULTS.md (spliced in place by --only runs). */
+const SECTIONS = ['search', 'usage']
 /** The groups asked for with --only a,b (or --only=a,b, or BENCH_ONLY=a,b); null: all. */
 function onlyGroups() {
   const argv = process.argv.slice(2)
@@ -354,7 +359,7 @@ async function main() {
   const started = performance.now()
   const versionsAtStart = versions()
   log(`pattern-cache benchmark${QUICK ? ' (BENCH_QUICK=1)' : ''}${ONLY ? ` (only ${ONLY.join(', ')})` : ''}: sizes ${SIZES.map((n) => n.toLocaleString('en-US')).join(', ')}`)
-  const classic = GROUPS.filter((g) => g !== 'search').some(runs)
+  const classic = GROUPS.filter((g) => !SECTIONS.includes(g)).some(runs)
   if (classic) {
     const datasets = []
     for (const size of SIZES) datasets.push(await ensureDataset(size, log))
@@ -382,6 +387,9 @@ async function main() {
       measureSearch({ log, attempt, config: CONFIG, quick: QUICK, results, checkTier, fmtTime }),
     )
   }
+  if (runs('usage')) {
+    await group('use counters and export', () => measureUsage({ log, attempt, quick: QUICK, results }))
+  }
 
   results.finishedAt = new Date().toISOString()
   results.durationMs = performance.now() - started
@@ -399,7 +407,7 @@ async function main() {
   if (versionsAtStart[built] !== context.versions[built]) {
     results.notes.push(
       `the addon was rebuilt during the run (${versionsAtStart[built]}, commit ${versionsAtStart['pattern-cache commit']} -> ${context.versions[built]}, commit ${context.versions['pattern-cache commit']}): ` +
-        'this process kept the addon it loaded at the start; child processes started after the change (memory, fresh process) loaded the new one',
+        'this process kept the addon it loaded at the start; child processes started after the change (memory, fresh process, the usage burst and export) loaded the new one',
     )
   }
   log(consoleReport(results, targets, TITLES))
@@ -412,26 +420,35 @@ async function main() {
 
 /**
  * The report of a run of some groups only: benchmark/data/RESULTS.only-<groups>.md (+ .json);
- * a full search group also replaces the similarity-search section of benchmark/RESULTS.md,
- * leaving the rest of that file (the last full run's) as it was.
+ * a full (not quick) search or usage group also replaces its own section of
+ * benchmark/RESULTS.md, leaving the rest of that file (the last full run's) as it was.
  */
 function writeOnly(targets, context, measured) {
   const tag = `only-${ONLY.join('-')}${QUICK ? '.quick' : ''}`
   const command = `${QUICK ? 'BENCH_QUICK=1 ' : ''}node benchmark/bench.js --only ${ONLY.join(',')}`
   const out = path.join(__dirname, 'data', `RESULTS.${tag}.md`)
   fs.mkdirSync(path.dirname(out), { recursive: true })
-  const section = searchSection(results, context, { targets: targets.filter((t) => t.measure.startsWith('searchSimilar')), separate: { command, measured } })
-  if (ONLY.length === 1 && ONLY[0] === 'search') {
-    fs.writeFileSync(out, `# pattern-cache benchmark results: ${command}\n\n${section}`)
+  const separate = { command, measured }
+  const sections = {
+    search: () => searchSection(results, context, { targets: targets.filter((t) => t.measure.startsWith('searchSimilar')), separate }),
+    usage: () => usageSection(results, context, { targets: targets.filter((t) => t.measure.startsWith('usage burst') || t.measure.startsWith('pattern-cache export')), separate }),
+  }
+  if (ONLY.length === 1 && sections[ONLY[0]]) {
+    fs.writeFileSync(out, `# pattern-cache benchmark results: ${command}\n\n${sections[ONLY[0]]()}`)
   } else {
     writeMarkdown(out, results, targets, TITLES, context)
   }
   fs.writeFileSync(path.join(__dirname, 'data', `results.${tag}.json`), JSON.stringify({ ...results, targets, ...context }, null, 2))
   log(`wrote ${path.relative(process.cwd(), out)} (${(results.durationMs / 60000).toFixed(1)} minutes)`)
-  if (runs('search') && !QUICK && results.search && results.search.timings.length) {
-    const main = path.join(__dirname, 'RESULTS.md')
-    spliceSearchSection(main, section)
+  if (QUICK) return
+  const main = path.join(__dirname, 'RESULTS.md')
+  if (runs('search') && results.search && results.search.timings.length) {
+    spliceSearchSection(main, sections.search())
     log(`replaced the similarity-search section of ${path.relative(process.cwd(), main)}`)
+  }
+  if (runs('usage') && results.usage && (results.usage.burst.length || results.usage.export)) {
+    spliceUsageSection(main, sections.usage())
+    log(`replaced the use counters and export section of ${path.relative(process.cwd(), main)}`)
   }
 }
 

@@ -36,8 +36,8 @@ function timingsTable(results, titles) {
 }
 
 function targetsTable(targets) {
-  const mark = (met) => (met === null ? 'not measured' : met ? 'met' : 'NOT met')
-  return table(['measure', 'target', 'result', 'met'], targets.map((t) => [t.measure, t.target, t.result, mark(t.met)]))
+  const mark = (t) => (t.reported ? 'reported' : t.met === null ? 'not measured' : t.met ? 'met' : 'NOT met')
+  return table(['measure', 'target', 'result', 'met'], targets.map((t) => [t.measure, t.target, t.result, mark(t)]))
 }
 
 function memoryTable(results, titles) {
@@ -134,12 +134,12 @@ ${separate && results.notes.length ? `\nNotes of this run:\n\n${results.notes.ma
 `
 }
 
-/** Replaces the similarity-search section of an existing RESULTS.md (or adds it before "## Machine load"). */
-function spliceSearchSection(file, section) {
+/** Replaces the section between two markers of an existing RESULTS.md (or adds it before "## Machine load"). */
+function spliceSection(file, section, BEGIN, END) {
   let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
-  const begin = text.indexOf(SEARCH_BEGIN)
-  const end = text.indexOf(SEARCH_END)
-  if (begin >= 0 && end > begin) text = text.slice(0, begin) + section.trimEnd() + text.slice(end + SEARCH_END.length)
+  const begin = text.indexOf(BEGIN)
+  const end = text.indexOf(END)
+  if (begin >= 0 && end > begin) text = text.slice(0, begin) + section.trimEnd() + text.slice(end + END.length)
   else {
     const at = text.indexOf('\n## Machine load')
     text = at >= 0 ? `${text.slice(0, at + 1)}${section}\n${text.slice(at + 1)}` : `${text.trimEnd()}\n\n${section}`
@@ -147,12 +147,107 @@ function spliceSearchSection(file, section) {
   fs.writeFileSync(file, text)
 }
 
+/** Replaces the similarity-search section of an existing RESULTS.md (or adds it before "## Machine load"). */
+const spliceSearchSection = (file, section) => spliceSection(file, section, SEARCH_BEGIN, SEARCH_END)
+
+const USAGE_BEGIN = '<!-- usage: begin -->'
+const USAGE_END = '<!-- usage: end -->'
+const fmtMs = (ms) => (ms === undefined || Number.isNaN(ms) ? '-' : ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 1000 ? `${ms.toFixed(2)} ms` : `${(ms / 1000).toFixed(2)} s`)
+
+/** The usage burst: one row per measure, one column per contender. */
+function usageBurstTable(usage) {
+  const bursts = usage.burst
+  const title = (b) => usage.contenders[b.contender]?.title || b.contender
+  const pcOnly = (b, f) => (b.misses ? f(b) : '-')
+  const rows = [
+    ['uses acknowledged (resolved true / UPDATE changed 1 row)', (b) => `${fmtN(b.acked)} of ${fmtN(b.uses)} (${fmtN(b.ackedSuccess)} with success)`],
+    ['lost uses: acknowledged minus usage_count increments in SQLite', (b) => fmtN(b.lostUses)],
+    ['lost successes: acknowledged minus success_count increments', (b) => fmtN(b.lostSuccesses)],
+    [`used patterns whose usage_count / success_count / last_used differ from the acknowledged uses (of ${fmtN(usage.plan.distinct)})`, (b) => `${b.wrongUsage} / ${b.wrongSuccess} / ${b.wrongLastUsed}`],
+    ['uses rejected (errors) / answered "no such pattern"', (b) => `${b.errors}${b.firstError ? ` (${b.firstError})` : ''} / ${b.notFound}`],
+    ['awaited use: median', (b) => fmtMs(b.latency.median)],
+    ['awaited use: p99', (b) => fmtMs(b.latency.p99)],
+    ['awaited use: slowest', (b) => fmtMs(b.latency.max)],
+    [`burst wall time (first use to last answer, ${usage.plan.processes} processes)`, (b) => fmtMs(b.wallMs)],
+    ['uses per second (all processes)', (b) => fmtN(Math.round(b.acked / (b.wallMs / 1000)))],
+    [`CPU time of the ${usage.plan.processes} processes during their uses (all threads; reads included), per use`, (b) => `${fmtMs(b.cpuMs)} (${fmtMs(b.cpuMs / b.uses)})`],
+    ['open (each process; median, slowest)', (b) => `${fmtMs(b.openMs.median)}, ${fmtMs(b.openMs.max)}`],
+    ['reads during the burst and one checkInterval after: loadPattern / query / listPatterns', (b) => `${fmtN(b.reads.get)} / ${fmtN(b.reads.query)} / ${fmtN(b.reads.page)}${b.reads.errors ? ` (${b.reads.errors} failed: ${b.reads.firstError})` : ''}${b.reads.missing ? ` (${b.reads.missing} empty)` : ''}`],
+    ['a read: median, p99', (b) => `${fmtMs(b.reads.latency.median)}, ${fmtMs(b.reads.latency.p99)}`],
+    [`reads answered by SQLite in each process's first checkInterval (${fmtN(usage.checkInterval)} ms) of the burst`, (b) => pcOnly(b, (x) => `${fmtN(x.misses.firstInterval)} of ${fmtN(x.reads.firstInterval)}`)],
+    ['reads answered by SQLite after it (to the end of the reads)', (b) => pcOnly(b, (x) => `${fmtN(x.misses.after)} of ${fmtN(x.reads.after)}`)],
+    [`read-back after the burst (loadPatterns of the ${fmtN(usage.plan.distinct)} used patterns in every process): answered by SQLite / counters differing from SQLite's`, (b) => pcOnly(b, (x) => `${fmtN(x.misses.readBack)} / ${fmtN(x.readBack.wrong + x.readBack.absent)} of ${fmtN(x.readBack.processes * x.readBack.patterns)}${x.readBack.examples.length ? ` (e.g. ${x.readBack.examples.map((e) => `${e.id}: got ${e.got.join('/')}, want ${e.want.join('/')}`).join('; ')})` : ''}`)],
+    ['rebuilds started (rebuild_started events, all processes: reasons)', (b) => pcOnly(b, (x) => `${x.rebuilds.started}${Object.keys(x.rebuilds.reasons).length ? ` (${Object.entries(x.rebuilds.reasons).map(([r, n]) => `${r}: ${n}`).join(', ')}; ${x.rebuilds.beforeGo} at open, ${x.rebuilds.burst} during the burst, ${x.rebuilds.readBack} after)` : ''}; cacheRebuildCount ${x.cacheRebuildCount}`)],
+  ]
+  return table(['', ...bursts.map(title)], rows.map(([label, f]) => [label, ...bursts.map(f)]))
+}
+
+function usageExportTable(ex) {
+  return table(
+    ['data set', 'run', 'wall time', 'output', 'lines', 'peak RSS (maxRSS)', 'sampled peaks: VmRSS / anonymous / file-backed', 'baseline peak RSS (anonymous / file-backed)', 'growth'],
+    ex.runs.map((r, i) => [
+      ex.set,
+      i + 1,
+      fmtMs(r.wallMs),
+      fmtBytes(r.bytes),
+      fmtN(r.lines),
+      fmtBytes(r.maxRss),
+      `${fmtBytes(r.sampledPeak)} / ${fmtBytes(r.sampledPeakAnon)} / ${fmtBytes(r.sampledPeakFile)}`,
+      `${fmtBytes(ex.baseline)} (${fmtBytes(ex.baselineAnon)} / ${fmtBytes(ex.baselineFile)})`,
+      `**${fmtBytes(r.growth)}**`,
+    ]),
+  )
+}
+
+/** The usage section of RESULTS.md (empty when the group did not run). */
+function usageSection(results, { machine, versions }, { targets, separate } = {}) {
+  const usage = results.usage
+  if (!usage) return ''
+  const plan = usage.plan
+  const ex = usage.export
+  return `${USAGE_BEGIN}
+## Use counters and export
+
+${separate ? `Measured on its own by \`${separate.command}\` on ${results.finishedAt} (${(results.durationMs / 60000).toFixed(1)} minutes; pattern-cache commit ${(separate.measured || versions)['pattern-cache commit']}, addon built ${(separate.measured || versions)['pattern-cache addon built']}${separate.measured && separate.measured['pattern-cache addon built'] !== versions['pattern-cache addon built'] ? ': the addon this process loaded at its start; it was rebuilt during the run' : ''}), on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB), ${machine.os}, Node.js ${versions.node}, better-sqlite3 ${versions['better-sqlite3']} (SQLite ${versions['SQLite (better-sqlite3)']});
+the rest of this file is from the last full run.
+Other processes used ${results.load.map((l) => `${l.otherCores.toFixed(2)} cores on average (${l.otherCpuSeconds.toFixed(1)} s of CPU in ${l.seconds.toFixed(0)} s)`).join(', ') || 'an unknown share of the CPU'} while it ran.
+
+${targets ? `${targetsTable(targets)}\n\n` : ''}` : ''}${plan ? `### A burst of ${fmtN(plan.uses)} uses from ${plan.processes} processes
+
+${fmtN(plan.uses)} uses of ${fmtN(plan.distinct)} distinct patterns (each used twice, ${fmtN(plan.successes)} with success) of ${usage.dataset.name} (${fmtN(usage.dataset.count)} patterns), dealt round-robin to ${plan.processes} child processes, each with its own store on the same database, all started together once every process is open; each awaits its ${fmtN(plan.uses / plan.processes)} uses one after another while it reads (one read per millisecond), and reads on for one checkInterval after the last process is done.
+
+${usageBurstTable(usage)}
+
+` : ''}${ex ? `### pattern-cache export
+
+\`node bin/pattern-cache.js export --db <db> --out <file>\` on the ${ex.set} data set of the similarity-search group (${fmtN(ex.count)} patterns; ${ex.outputOk ? 'every run wrote one line per pattern; its first line is the database\'s first pattern, every one of its ' + ex.dim + ' numbers the stored float32' : '**the output did not look right (line count, or the first line against the database): see results.json**'}). Growth: the export's peak RSS minus the baseline, the median peak RSS of ${ex.baselines.length} processes that load the command line's modules and the package, open the store as export does (\`enabled: false, backgroundRebuild: false\`) and exit.
+
+${usageExportTable(ex)}
+
+` : ''}Method:
+
+- Burst data (benchmark/lib/usage-group.js): the similarity-search generator's clustered patterns at ${usage.dataset ? usage.dataset.name : '20,000 x 384'}, with seeded counters (usageCount 0-49, lastUsed around the uses' \`at\` values or absent), stored once through \`storePatterns\` into benchmark/data/usage-<count>x<dim>/ and reused; every burst runs on a fresh copy of that database (pattern-cache's cache file built on it by one \`PatternCache.open()\` before the processes start). Each use has its own \`at\` (increasing), so \`last_used = max(...)\` is checked too.
+- Contenders (the same uses, the same processes, the same reads):
+${Object.values(usage.contenders).map((c) => `  - **${c.title}**: ${c.description}`).join('\n')}
+- Each process (benchmark/child/usage-burst.js) awaits its uses one after another, timing each from the call to its answer; better-sqlite3's synchronous UPDATE yields to the event loop after each (\`setImmediate\`), as an awaited call does. Reads: a 1 ms timer loop, 16 of 20 \`loadPattern\` of a random id, 3 \`query({ domain, type, limit: 10 })\`, 1 \`listPatterns({ domain, limit: 100 })\` following its cursor.
+- Reads answered by SQLite: \`getMetrics().cacheMisses\` of each process, sampled when its uses start, ${fmtN(usage.checkInterval)} ms (its checkInterval) later, when its reads end and after the read-back; summed over the processes. After the burst every process reads every used pattern back (\`loadPatterns\`) and compares usageCount, successCount and lastUsed with the database.
+- Lost uses: the database is read (better-sqlite3, read-only) before and after; the uses each process saw acknowledged give every used pattern's expected counters.
+- Export RSS: the export runs in its own process (\`node -r benchmark/child/max-rss.js bin/pattern-cache.js export ...\`), whose \`process.resourceUsage().maxRSS\` (the kernel's high-water mark) is written at exit; VmRSS, RssAnon (heap, malloc) and RssFile (mapped files: the node binary, the addon) are also sampled every ${usage.sampleMs} ms from /proc/<pid>/status (the baseline's: at its exit). The output goes to benchmark/data/usage-export/ and is deleted after it is counted.
+${separate && results.notes.length ? `\nNotes of this run:\n\n${results.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}${USAGE_END}
+`
+}
+
+/** Replaces the usage section of an existing RESULTS.md (or adds it before "## Machine load"). */
+const spliceUsageSection = (file, section) => spliceSection(file, section, USAGE_BEGIN, USAGE_END)
+
 function consoleReport(results, targets, titles) {
   const out = ['']
   if (results.timings.length) out.push('## Results (median and p99 per awaited call or per run)', '', timingsTable(results, titles), '')
   if (results.memory.length) out.push('## Memory growth after open', '', memoryTable(results, titles), '')
   if (results.rebuild.length) out.push('## rebuild and the event loop', '', rebuildTable(results, titles), '')
   if (results.search) out.push('## Similarity search', '', searchTable(results.search), '', searchBuildTable(results.search), '')
+  if (results.usage?.burst.length) out.push('## Usage burst', '', usageBurstTable(results.usage), '')
+  if (results.usage?.export) out.push('## pattern-cache export', '', usageExportTable(results.usage.export), '')
   out.push('## Targets', '', targetsTable(targets), '')
   return out.join('\n')
 }
@@ -160,7 +255,7 @@ function consoleReport(results, targets, titles) {
 function markdown(results, targets, titles, { machine, versions, config }) {
   const met = targets.filter((t) => t.met === true).length
   const missed = targets.filter((t) => t.met === false).length
-  const unmeasured = targets.filter((t) => t.met === null).length
+  const unmeasured = targets.filter((t) => t.met === null && !t.reported).length
   return `# pattern-cache benchmark results
 
 ${results.quick ? '**Quick run (BENCH_QUICK=1): 10,000-pattern sizes only and fewer iterations. Not the full benchmark.**\n\n' : ''}Written by \`npm run bench\` (benchmark/bench.js) on ${results.finishedAt}; the run took ${(results.durationMs / 60000).toFixed(1)} minutes.
@@ -206,6 +301,7 @@ While each rebuild runs, a 1 ms \`setInterval\` records the longest gap between 
 ${rebuildTable(results, titles)}
 
 ${searchSection(results, { machine, versions, config })}
+${usageSection(results, { machine, versions, config })}
 ## Machine load
 
 CPU time that other processes and the kernel used while each group of measures ran: the machine's busy time (user, system, steal; /proc/stat) minus this benchmark's own (its threads and child processes; /proc/self/stat). Before each group the benchmark waits up to a minute for other processes to use less than 0.2 cores.
@@ -240,4 +336,4 @@ function writeMarkdown(file, ...args) {
   fs.writeFileSync(file, markdown(...args))
 }
 
-module.exports = { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection, markdown }
+module.exports = { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection, usageSection, spliceUsageSection, markdown }

@@ -23,7 +23,10 @@ function evaluate(results, { groups } = {}) {
   const time = (measure, size, contender) =>
     results.timings.find((t) => t.measure === measure && t.size === size && t.contender === contender)?.median
   const add = adder(rows)
-  if (groups && groups.every((g) => g === 'search')) return searchTargets(results)
+  // only groups with targets of their own: just theirs
+  if (groups && groups.every((g) => g === 'search' || g === 'usage')) {
+    return [...(only('search') ? searchTargets(results) : []), ...(only('usage') ? usageTargets(results) : [])]
+  }
   // "contender time / pattern-cache time >= k"
   const faster = (measure, size, other, k, label = measure) => {
     const a = time(measure, size, other)
@@ -78,7 +81,7 @@ function evaluate(results, { groups } = {}) {
   // open with the vectors section in the file
   add(`open to ready, 100,000: pattern-cache now / before the vectors section (${OPEN_BEFORE_SEARCH.ms} ms at ${OPEN_BEFORE_SEARCH.commit})`,
     'no worse (<= 1.10x: run-to-run noise)', time('open to ready', 100000, PC) / OPEN_BEFORE_SEARCH.ms, fmtRatio, (x) => x <= 1.1)
-  return only('search') ? rows.concat(searchTargets(results)) : rows
+  return rows.concat(only('search') ? searchTargets(results) : [], only('usage') ? usageTargets(results) : [])
 }
 
 /** The similarity-search targets (results.search, from lib/search-group.js). */
@@ -114,4 +117,63 @@ function searchTargets(results) {
   return rows
 }
 
-module.exports = { evaluate, searchTargets, fmtRatio }
+const fmtMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 1000 ? `${ms.toFixed(2)} ms` : `${(ms / 1000).toFixed(2)} s`)
+
+/**
+ * The usage group's targets (results.usage, from lib/usage-group.js): no use lost in the
+ * burst; no read answered by SQLite after each process's first checkInterval of it; no
+ * rebuild for counter changes (5,000 used patterns is far below the 65,536 at which the
+ * counters overlay calls for one); export's RSS growth below 64 MiB. The awaited
+ * recordUsage against better-sqlite3's UPDATE is reported, without a target.
+ */
+function usageTargets(results) {
+  const rows = []
+  const add = adder(rows)
+  const usage = results.usage || { burst: [], export: null }
+  const pc = usage.burst.find((b) => b.contender === PC)
+  const bs3 = usage.burst.find((b) => b.contender === 'better-sqlite3')
+  const burst = `usage burst (${usage.plan ? `${fmtN(usage.plan.uses)} uses of ${fmtN(usage.plan.distinct)} patterns from ${usage.plan.processes} processes` : 'not run'})`
+  if (pc) {
+    const wrong = pc.wrongUsage + pc.wrongSuccess + pc.wrongLastUsed
+    rows.push({
+      measure: `${burst}: lost uses, pattern-cache (acknowledged uses minus usage_count increments in SQLite; the same for successCount)`,
+      target: '0',
+      result: `${pc.lostUses} uses, ${pc.lostSuccesses} successes lost (of ${fmtN(pc.acked)} acknowledged)${wrong ? `; ${wrong} counters of used patterns wrong` : ''}${pc.errors ? `; ${pc.errors} uses rejected` : ''}`,
+      met: pc.lostUses === 0 && pc.lostSuccesses === 0 && wrong === 0 && pc.acked === pc.uses,
+    })
+    const m = pc.misses
+    const after = m.after + m.readBack
+    const reads = pc.reads.after + pc.readBack.processes * pc.readBack.patterns
+    rows.push({
+      measure: `${burst}: reads answered by SQLite after each process's first checkInterval (${fmtN(usage.checkInterval)} ms), pattern-cache (getMetrics().cacheMisses)`,
+      target: '0',
+      result: `${fmtN(after)} of ${fmtN(reads)} reads (${fmtN(m.firstInterval)} in the first checkInterval)`,
+      met: after === 0,
+    })
+    rows.push({
+      measure: `${burst}: rebuilds started, pattern-cache (rebuild_started events of all processes)`,
+      target: '0 (counter changes do not call for one)',
+      result: `${pc.rebuilds.started}${Object.keys(pc.rebuilds.reasons).length ? ` (${Object.entries(pc.rebuilds.reasons).map(([r, n]) => `${r}: ${n}`).join(', ')})` : ''}`,
+      met: pc.rebuilds.started === 0,
+    })
+  } else {
+    add(`${burst}: lost uses, pattern-cache`, '0', undefined)
+    add(`${burst}: reads answered by SQLite after each process's first checkInterval, pattern-cache`, '0', undefined)
+    add(`${burst}: rebuilds started, pattern-cache`, '0', undefined)
+  }
+  if (pc) {
+    rows.push({
+      measure: `${burst}: awaited recordUsage, pattern-cache vs better-sqlite3 UPDATE (same schema, 8 processes, WAL, busy_timeout 5000)`,
+      target: 'reported (no target)',
+      result: `p50 ${fmtMs(pc.latency.median)} vs ${bs3 ? fmtMs(bs3.latency.median) : '-'}, p99 ${fmtMs(pc.latency.p99)} vs ${bs3 ? fmtMs(bs3.latency.p99) : '-'}; burst ${fmtMs(pc.wallMs)} vs ${bs3 ? fmtMs(bs3.wallMs) : '-'}`,
+      met: null,
+      reported: true,
+    })
+  }
+  const ex = usage.export
+  add(`pattern-cache export${ex ? ` of ${ex.set}` : ''}: peak RSS growth over a process that only loads the package and opens the store${ex && ex.runs.length > 1 ? ` (largest of ${ex.runs.length} runs)` : ''}`,
+    '< 64 MiB', ex ? ex.growth : undefined, (x) => `${(x / 2 ** 20).toFixed(1)} MiB`, (x) => x < 64 * 2 ** 20)
+  return rows
+}
+
+module.exports = { evaluate, searchTargets, usageTargets, fmtRatio }
