@@ -26,9 +26,10 @@ function record(kind, value) {
 function patternLine(p) {
   const { embedding, ...rest } = p
   const head = JSON.stringify({ kind: 'pattern', ...rest, embedding: 0 })
-  // One pattern's array at a time: it dies young. (Joining the Float32Array
-  // itself is about twice as slow as stringifying a copy.)
-  return `${head.slice(0, -2)}${JSON.stringify(Array.from(embedding))}}`
+  // Joined straight from the Float32Array (a finite number's JSON is its
+  // String()): slower than stringifying an Array.from copy, but the copy's
+  // heap numbers grew an export of 100,000 x 768 by 72 MiB of RSS, this by 56.
+  return `${head.slice(0, -2)}[${Array.prototype.join.call(embedding, ',')}]}`
 }
 
 /**
