@@ -2,7 +2,6 @@
 // pattern-cache import <file.jsonl>
 
 const fs = require('node:fs')
-const readline = require('node:readline')
 const { EXIT, CliError } = require('../lib/errors.js')
 const { num, duration } = require('../lib/output.js')
 const { paths, withCache } = require('../lib/store.js')
@@ -112,9 +111,8 @@ async function run(values, out, positionals) {
       }
       configs++
     }
-    const rl = readline.createInterface({ input, crlfDelay: Infinity })
     try {
-      for await (const raw of rl) {
+      for await (const raw of lines(input)) {
         lineNo++
         const text = (lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw).trim()
         if (text === '') continue
@@ -145,7 +143,7 @@ async function run(values, out, positionals) {
       }
       throw e
     } finally {
-      rl.close()
+      if (input !== process.stdin && typeof input.destroy === 'function') input.destroy()
     }
     return { imported, configs, lines: lineNo, batches }
   })
@@ -154,6 +152,28 @@ async function run(values, out, positionals) {
   if (values.json) out.json(doc)
   else out.text(`imported ${what()} from ${file} into ${dbPath}; the cache file is rebuilt by readers in the background, or run \`pattern-cache rebuild\`\n`)
   return EXIT.OK
+}
+
+/**
+ * The lines of a stream, split at "\n" only (a trailing "\r" dropped).
+ * Not readline: since Node 24 it also ends lines at U+2028 and U+2029, which
+ * JSON.stringify leaves unescaped inside strings, so it would cut a valid line.
+ * @param {NodeJS.ReadableStream} input
+ */
+async function* lines(input) {
+  if (typeof (/** @type {any} */ (input).setEncoding) === 'function') /** @type {any} */ (input).setEncoding('utf8')
+  let rest = ''
+  for await (const chunk of input) {
+    const text = rest + chunk
+    let start = 0
+    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', start)) {
+      const line = text.slice(start, at)
+      yield line.endsWith('\r') ? line.slice(0, -1) : line
+      start = at + 1
+    }
+    rest = text.slice(start)
+  }
+  if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest
 }
 
 module.exports = { summary, args, options, help, run, IMPORT_BATCH }
