@@ -8,12 +8,16 @@
 // also replaces its own section of benchmark/RESULTS.md.
 //
 // Measures (see lib/targets.js for the targets and README.md for the method):
-//   open to ready; memory growth after open (fresh child processes);
-//   loadPattern hit, loadPatternsByDomain (100 / 1,000), tier 2 loadPattern (tinybench);
+//   open to ready: a first open in a fresh process, then a second open in that process
+//   (child/open.js); memory growth after open (fresh child processes);
+//   loadPattern hit, loadPatternsByDomain (100 / 1,000), loadPatternsByFramework (a fifth
+//   of the patterns), tier 2 loadPattern (tinybench);
 //   rebuildCache() and the event-loop stall during it; a fresh process's require + open + query;
 //   similarity search (lib/search-group.js): searchSimilar against brute-force and ANN libraries;
 //   use counters (lib/usage-group.js): a burst of recordUsage from 8 processes with reads
 //   throughout, against better-sqlite3's UPDATE; the RSS of `pattern-cache export` at 100,000 x 768.
+// After each group: this process's RSS and V8 heap (after a full GC). Besides RESULTS.md,
+// every run draws its targets in an SVG (lib/chart.js): benchmark/results.svg.
 
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -22,10 +26,11 @@ const { spawnSync } = require('node:child_process')
 const { performance } = require('node:perf_hooks')
 const Database = require('better-sqlite3')
 const { ensureDataset } = require('./lib/dataset')
-const { collect, percentile, summary, timeRuns, micro, stallTracker, sleep } = require('./lib/measure')
+const { collect, percentile, summary, micro, stallTracker, sleep } = require('./lib/measure')
 const { machine, versions } = require('./lib/machine')
 const { evaluate } = require('./lib/targets')
-const { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection, usageSection, spliceUsageSection } = require('./lib/report')
+const { consoleReport, writeMarkdown, fmtTime, fmtBytes, searchSection, spliceSearchSection, usageSection, spliceUsageSection } = require('./lib/report')
+const chart = require('./lib/chart')
 const { measureSearch } = require('./lib/search-group')
 const { measureUsage } = require('./lib/usage-group')
 const { SELECT_ONE, rowToPattern } = require('./lib/rows')
@@ -73,20 +78,39 @@ const CONTENDERS = Object.fromEntries(
     require(`./contenders/${name}`),
   ]),
 )
-const TITLES = { ...Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.title])), 'node -e 0': 'node -e 0 (bare)' }
-const DESCRIPTIONS = Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.description]))
+// The JS Map floor as it was before (metadata not cloned): its hit, measured beside the floor, without a target.
+const SHARED_FLOOR = 'js-map-shared'
+const TITLES = {
+  ...Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.title])),
+  [SHARED_FLOOR]: 'JS Map, metadata shared (the floor before)',
+  'node -e 0': 'node -e 0 (bare)',
+}
+const DESCRIPTIONS = {
+  ...Object.fromEntries(Object.entries(CONTENDERS).map(([n, c]) => [n, c.description])),
+  [SHARED_FLOOR]: 'the JS Map floor without `structuredClone(metadata)`: `{ ...p, embedding: new Float32Array(p.embedding) }`, every answer sharing the stored metadata object (the floor of runs before the metadata was cloned); its hit only, no target.',
+}
 
 const OPEN = ['pattern-cache', 'reference', 'msgpackr', 'lmdb', 'better-sqlite3']
+/**
+ * No second open for these at these sizes: they read and decode the whole file again (about 1 s
+ * each at 100,000, as their 10,000 second opens show), which would add a minute to the group.
+ */
+const FIRST_ONLY = { 100000: ['reference', 'msgpackr'] }
 const READ = ['pattern-cache', 'js-map', 'reference', 'msgpackr', 'lmdb', 'better-sqlite3', 'pattern-cache-tier2']
+/** Who lists a whole framework (a fifth of the patterns): the reference takes ~0.7 s per 20,000-pattern list, so not it. */
+const LIST_BIG = ['pattern-cache', 'js-map', 'msgpackr', 'better-sqlite3', 'pattern-cache-tier2']
 const MEMORY = ['pattern-cache', 'reference', 'msgpackr', 'js-map', 'lmdb', 'better-sqlite3']
 const REBUILD = ['pattern-cache', 'reference']
 const COLD = ['pattern-cache', 'reference']
 
 const MEASURE = {
-  open: 'open to ready',
+  open: 'open to ready (first open, fresh process)',
+  second: 'second open (same process, after shutdown)',
+  firstRead: 'first loadPattern after the first open',
   hit: 'loadPattern (hit)',
   domain100: 'loadPatternsByDomain (100)',
   domain1000: 'loadPatternsByDomain (1,000)',
+  framework: 'loadPatternsByFramework (a fifth)',
   rebuild: 'rebuildCache()',
   cold: 'fresh process: require + open + domain query',
 }
@@ -99,6 +123,9 @@ const results = {
   rebuild: [],
   idleStall: { stallMs: NaN },
   load: [],
+  processMemory: [],
+  /** patterns: how many loadPatternsByFramework returns at that size. */
+  listCounts: {},
   notes: [],
   descriptions: DESCRIPTIONS,
 }
@@ -137,7 +164,27 @@ async function waitForQuiet() {
   }
 }
 
-/** Runs one measure group, recording how much CPU other processes took meanwhile. */
+/**
+ * This process's memory now, after a full GC (gc() is always there: lib/measure.js exposes it):
+ * process.memoryUsage() and, on Linux, the resident set split into anonymous and file-backed
+ * pages (/proc/self/status: RssAnon, RssFile; mapped cache files count as file-backed).
+ */
+function processMemory(label) {
+  collect()
+  const m = process.memoryUsage()
+  const row = { group: label, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
+  try {
+    const status = fs.readFileSync('/proc/self/status', 'utf8')
+    for (const [key, name] of [['rssAnon', 'RssAnon'], ['rssFile', 'RssFile']]) {
+      const found = new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)
+      if (found) row[key] = Number(found[1]) * 1024
+    }
+  } catch {}
+  results.processMemory.push(row)
+  log(`  (this process after ${label}: RSS ${fmtBytes(row.rss)}${row.rssFile !== undefined ? ` (${fmtBytes(row.rssAnon)} anonymous, ${fmtBytes(row.rssFile)} file-backed)` : ''}, V8 heap used ${fmtBytes(row.heapUsed)})`)
+}
+
+/** Runs one measure group, recording how much CPU other processes took meanwhile, and this process's memory after it. */
 async function group(name, fn) {
   await waitForQuiet()
   const before = load.snapshot()
@@ -147,6 +194,7 @@ async function group(name, fn) {
     results.load.push({ group: name, ...used })
     if (used.otherCores > 0.1) log(`  ! other processes used ${used.otherCores.toFixed(2)} cores on average during ${name}`)
   }
+  processMemory(name)
 }
 
 // What SQLite says, to compare every contender's answers with before measuring it.
@@ -158,8 +206,9 @@ function truthOf(ds) {
   for (const domain of [ds.smallDomain, ds.largeDomain].filter(Boolean)) {
     domainIds[domain] = db.prepare('SELECT id FROM patterns WHERE domain = ? ORDER BY id').pluck().all(domain)
   }
+  const frameworkIds = { [ds.listFramework]: db.prepare('SELECT id FROM patterns WHERE framework = ? ORDER BY id').pluck().all(ds.listFramework) }
   db.close()
-  return { patterns, domainIds }
+  return { patterns, domainIds, frameworkIds }
 }
 
 function samePattern(name, got, want) {
@@ -186,6 +235,15 @@ async function checkAnswers(name, store, truth) {
       assert.deepEqual(patterns.map((p) => p.id), ids, `${name}: domain ${domain}`)
     }
   }
+  if (store.byFramework) {
+    for (const [framework, ids] of Object.entries(truth.frameworkIds)) {
+      const patterns = await store.byFramework(framework)
+      assert.deepEqual(patterns.map((p) => p.id), ids, `${name}: framework ${framework}`)
+      // every pattern of a list checked, not just its ids (one list only: the largest)
+      const want = new Map(truth.patterns.map((p) => [p.id, p]))
+      for (const p of patterns) if (want.has(p.id)) samePattern(`${name} (framework list)`, p, want.get(p.id))
+    }
+  }
 }
 
 /** pattern-cache must be serving from the tier we mean to measure, without rebuilding. */
@@ -206,29 +264,54 @@ async function prepare(ds, names) {
   }
 }
 
+/**
+ * Open to ready, first and second: each run is a fresh process (child/open.js) that loads the
+ * contender's modules, times its first open (to ready: pattern-cache's first read is then
+ * checked to come from tier 1), closes it and times a second open of the same unchanged files.
+ * Every contender the same way, in rounds (each round starting with another contender), after
+ * untimed rounds that warm the page cache.
+ */
 async function measureOpen(ds) {
-  log(`\n== ${MEASURE.open}, ${ds.count.toLocaleString('en-US')} patterns (warm page cache)`)
-  for (const name of OPEN) {
-    await attempt(`${MEASURE.open} of ${name} at ${ds.count}`, async () => {
-      const stats = await timeRuns(
-        async () => {
-          const store = await CONTENDERS[name].open(ds)
-          return async () => {
-            checkTier(name, store)
-            await store.close()
-          }
-        },
-        { runs: CONFIG.openRuns, warmup: CONFIG.openWarmup },
-      )
-      record(MEASURE.open, ds.count, name, stats)
-    })
+  log(`\n== ${MEASURE.open}, then ${MEASURE.second}, ${ds.count.toLocaleString('en-US')} patterns (warm page cache, a fresh process per run)`)
+  const child = path.join(__dirname, 'child', 'open.js')
+  const samples = Object.fromEntries(OPEN.map((n) => [n, { first: [], second: [], firstRead: [] }]))
+  const failed = new Set()
+  const firstOnly = FIRST_ONLY[ds.count] || []
+  const spawnOpen = (name) => {
+    if (failed.has(name)) return null
+    const args = ['--expose-gc', child, name, String(ds.count), ...(firstOnly.includes(name) ? ['first-only'] : [])]
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8' })
+    try {
+      if (r.status !== 0) throw new Error(`child exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(0, 2).join(' ')}`)
+      return JSON.parse(r.stdout.trim().split('\n').pop())
+    } catch (e) {
+      failed.add(name)
+      const message = `could not measure ${MEASURE.open} of ${name} at ${ds.count}: ${e.message}`
+      results.notes.push(message)
+      console.error(`  ! ${message}`)
+      return null
+    }
   }
+  for (let i = 0; i < CONFIG.openWarmup; i++) OPEN.forEach(spawnOpen)
+  for (let i = 0; i < CONFIG.openRuns; i++) {
+    for (let k = 0; k < OPEN.length; k++) {
+      const name = OPEN[(i + k) % OPEN.length]
+      const got = spawnOpen(name)
+      if (!got) continue
+      for (const key of ['first', 'second', 'firstRead']) if (got[key] !== undefined) samples[name][key].push(got[key])
+    }
+  }
+  for (const name of OPEN) if (!failed.has(name)) record(MEASURE.open, ds.count, name, summary(samples[name].first))
+  for (const name of OPEN) if (!failed.has(name) && !firstOnly.includes(name)) record(MEASURE.second, ds.count, name, summary(samples[name].second))
+  if (!failed.has('pattern-cache')) record(MEASURE.firstRead, ds.count, 'pattern-cache', summary(samples['pattern-cache'].firstRead))
 }
 
 async function measureReads(ds) {
   log(`\n== reads, ${ds.count.toLocaleString('en-US')} patterns (tinybench, every call awaited)`)
   const truth = truthOf(ds)
   const ids = ds.hotIds
+  const frameworkCount = truth.frameworkIds[ds.listFramework].length
+  results.listCounts[ds.count] = frameworkCount
   for (const name of READ) {
     await attempt(`reads of ${name} at ${ds.count}`, async () => {
       let store = await CONTENDERS[name].open(ds)
@@ -251,9 +334,25 @@ async function measureReads(ds) {
             }
           }
         }
+        if (store.getShared) {
+          tasks[SHARED_FLOOR] = async () => {
+            if ((await store.getShared(ids[i++ % ids.length])) === null) throw new Error('miss')
+          }
+        }
         const out = await micro(tasks, { time: CONFIG.microTime, warmupTime: CONFIG.microWarmup })
+        // A list of a fifth of the patterns takes 10-200 ms: at least 16 samples (after 4) instead of 64 (after 32).
+        if (store.byFramework && LIST_BIG.includes(name)) {
+          Object.assign(out, await micro({
+            [MEASURE.framework]: async () => {
+              if ((await store.byFramework(ds.listFramework)).length !== frameworkCount) throw new Error('wrong count')
+            },
+          }, { time: CONFIG.microTime, warmupTime: CONFIG.microWarmup, iterations: 16, warmupIterations: 4 }))
+        }
         checkTier(name, store)
-        for (const [measure, stats] of Object.entries(out)) record(measure, ds.count, name, stats)
+        for (const [measure, stats] of Object.entries(out)) {
+          if (measure === SHARED_FLOOR) record(MEASURE.hit, ds.count, SHARED_FLOOR, stats)
+          else record(measure, ds.count, name, stats)
+        }
       } finally {
         await store.close()
         store = null
@@ -359,6 +458,7 @@ async function main() {
   const started = performance.now()
   const versionsAtStart = versions()
   log(`pattern-cache benchmark${QUICK ? ' (BENCH_QUICK=1)' : ''}${ONLY ? ` (only ${ONLY.join(', ')})` : ''}: sizes ${SIZES.map((n) => n.toLocaleString('en-US')).join(', ')}`)
+  processMemory('loading the modules (start)')
   const classic = GROUPS.filter((g) => !SECTIONS.includes(g)).some(runs)
   if (classic) {
     const datasets = []
@@ -370,7 +470,7 @@ async function main() {
       if (!runs('open') && !runs('reads') && ds !== largest) continue
       log(`\npreparing contenders' files for ${n} patterns`)
       await prepare(ds, Object.keys(CONTENDERS))
-      if (runs('open')) await group(`${MEASURE.open}, ${n}`, () => measureOpen(ds))
+      if (runs('open')) await group(`open (first and second), ${n}`, () => measureOpen(ds))
       if (runs('reads')) await group(`reads, ${n}`, () => measureReads(ds))
     }
     const n = largest.count.toLocaleString('en-US')
@@ -416,6 +516,15 @@ async function main() {
   writeMarkdown(out, results, targets, TITLES, context)
   fs.writeFileSync(path.join(__dirname, 'data', QUICK ? 'results.quick.json' : 'results.json'), JSON.stringify({ ...results, targets, ...context }, null, 2))
   log(`wrote ${path.relative(process.cwd(), out)} (${(results.durationMs / 60000).toFixed(1)} minutes)`)
+  const picture = QUICK ? path.join(__dirname, 'data', 'results.quick.svg') : path.join(__dirname, 'results.svg')
+  chart.write(picture, { rows: targets, runs: [runOf(GROUPS, context)] })
+  log(`wrote ${path.relative(process.cwd(), picture)}`)
+}
+
+/** What the picture says about when (and by what) the groups of its bars were measured. */
+function runOf(groups, context) {
+  const command = ONLY ? `${QUICK ? 'BENCH_QUICK=1 ' : ''}node benchmark/bench.js --only ${ONLY.join(',')}` : `${QUICK ? 'BENCH_QUICK=1 ' : ''}npm run bench`
+  return { groups, at: results.finishedAt, command, commit: context.versions['pattern-cache commit'], machine: `${context.machine.cpu}, ${context.machine.cores} cores` }
 }
 
 /**
@@ -440,6 +549,17 @@ function writeOnly(targets, context, measured) {
   }
   fs.writeFileSync(path.join(__dirname, 'data', `results.${tag}.json`), JSON.stringify({ ...results, targets, ...context }, null, 2))
   log(`wrote ${path.relative(process.cwd(), out)} (${(results.durationMs / 60000).toFixed(1)} minutes)`)
+  // The picture of this run's groups; and (not quick) benchmark/results.svg with their bars replaced.
+  const mine = targets.filter((t) => ONLY.includes(t.group))
+  const run = runOf(ONLY, context)
+  const own = path.join(__dirname, 'data', `results.${tag}.svg`)
+  chart.write(own, { rows: mine, runs: [run] })
+  log(`wrote ${path.relative(process.cwd(), own)}`)
+  if (!QUICK) {
+    const picture = path.join(__dirname, 'results.svg')
+    chart.write(picture, chart.merge(chart.read(picture), { rows: mine, runs: [run] }, ONLY))
+    log(`replaced the bars of ${ONLY.join(', ')} in ${path.relative(process.cwd(), picture)}`)
+  }
   if (QUICK) return
   const main = path.join(__dirname, 'RESULTS.md')
   if (runs('search') && results.search && results.search.timings.length) {

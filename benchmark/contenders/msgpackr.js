@@ -42,6 +42,7 @@ module.exports = {
         return record ? toPattern(record) : null
       },
       byDomain: (domain) => (indexes.domain[domain] || []).map((id) => toPattern(byId.get(id))),
+      byFramework: (framework) => (indexes.framework[framework] || []).map((id) => toPattern(byId.get(id))),
       close: async () => {},
     }
   },

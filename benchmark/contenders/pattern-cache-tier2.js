@@ -17,6 +17,7 @@ module.exports = {
       cache,
       get: (id) => cache.loadPattern(id),
       byDomain: (domain) => cache.loadPatternsByDomain(domain),
+      byFramework: (framework) => cache.loadPatternsByFramework(framework),
       close: () => cache.shutdown(),
     }
   },

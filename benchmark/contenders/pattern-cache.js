@@ -6,8 +6,9 @@
 //   prepare(ds)                       builds its files from ds.dbPath (not timed)
 //   open(ds) -> store                 "open to ready": after it resolves, reads are served
 //   rebuilder(ds) -> { rebuild, close }   optional: rebuilding its cache file from SQLite
-// and a store is { get(id), byDomain(domain), close() }; get and byDomain
-// may return a value or a promise: the benchmark awaits every call.
+// and a store is { get(id), byDomain(domain), byFramework(framework), close() }
+// (byDomain, byFramework optional); get and the lists may return a value or a
+// promise: the benchmark awaits every call.
 
 const { PatternCache } = require('../..')
 
@@ -21,7 +22,7 @@ module.exports = {
   name: 'pattern-cache',
   title: 'pattern-cache',
   description:
-    '`PatternCache.open({ dbPath, cachePath })`, `await cache.loadPattern(id)`, `loadPatternsByDomain`, `rebuildCache()`: tier 1, the memory-mapped cache file.',
+    '`PatternCache.open({ dbPath, cachePath })`, `await cache.loadPattern(id)`, `loadPatternsByDomain`, `loadPatternsByFramework`, `rebuildCache()`: tier 1, the memory-mapped cache file.',
 
   // Build a fresh cache file (fresh, so no TTL rebuild starts while we measure).
   async prepare(ds) {
@@ -37,6 +38,7 @@ module.exports = {
       cache,
       get: (id) => cache.loadPattern(id),
       byDomain: (domain) => cache.loadPatternsByDomain(domain),
+      byFramework: (framework) => cache.loadPatternsByFramework(framework),
       close: () => cache.shutdown(),
     }
   },

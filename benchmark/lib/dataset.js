@@ -167,6 +167,8 @@ function describeDataset(count) {
     dim: DIM,
     smallDomain: SMALL_DOMAIN,
     largeDomain: count >= 1100 + OTHER_DOMAINS.length ? LARGE_DOMAIN : null,
+    /** A framework: about a fifth of the patterns (some 2,000 at 10,000, 20,000 at 100,000). */
+    listFramework: FRAMEWORKS[0],
     /** Ids to read in hit measures: a seeded random sample of up to 1,000. */
     get hotIds() {
       hotIds ||= shuffle(Array.from({ length: count }, (_, i) => idOf(i)), rng(SEED * 7 + count)).slice(0, 1000)

@@ -47,6 +47,23 @@ function memoryTable(results, titles) {
   )
 }
 
+/** This benchmark process's memory after each group (after a full GC). */
+function processMemoryTable(results) {
+  const linux = results.processMemory.some((m) => m.rssFile !== undefined)
+  return table(
+    ['after', 'RSS', ...(linux ? ['of which anonymous', 'of which file-backed'] : []), 'V8 heap used', 'V8 heap total', 'external', 'of which ArrayBuffers'],
+    results.processMemory.map((m) => [
+      m.group,
+      fmtBytes(m.rss),
+      ...(linux ? [m.rssAnon === undefined ? '-' : fmtBytes(m.rssAnon), m.rssFile === undefined ? '-' : fmtBytes(m.rssFile)] : []),
+      fmtBytes(m.heapUsed),
+      fmtBytes(m.heapTotal),
+      fmtBytes(m.external),
+      fmtBytes(m.arrayBuffers),
+    ]),
+  )
+}
+
 function rebuildTable(results, titles) {
   return table(
     ['patterns', 'contender', 'median', 'p99', 'longest event-loop stall (max of runs)', 'median run\'s stall', 'monitorEventLoopDelay max', 'runs'],
@@ -245,6 +262,7 @@ function consoleReport(results, targets, titles) {
   if (results.timings.length) out.push('## Results (median and p99 per awaited call or per run)', '', timingsTable(results, titles), '')
   if (results.memory.length) out.push('## Memory growth after open', '', memoryTable(results, titles), '')
   if (results.rebuild.length) out.push('## rebuild and the event loop', '', rebuildTable(results, titles), '')
+  if (results.processMemory?.length) out.push('## This process\'s memory after each group', '', processMemoryTable(results), '')
   if (results.search) out.push('## Similarity search', '', searchTable(results.search), '', searchBuildTable(results.search), '')
   if (results.usage?.burst.length) out.push('## Usage burst', '', usageBurstTable(results.usage), '')
   if (results.usage?.export) out.push('## pattern-cache export', '', usageExportTable(results.usage.export), '')
@@ -302,6 +320,13 @@ ${rebuildTable(results, titles)}
 
 ${searchSection(results, { machine, versions, config })}
 ${usageSection(results, { machine, versions, config })}
+## The benchmark process's memory after each group
+
+\`process.memoryUsage()\` of the benchmark process (not its child processes) after each group of measures and a full GC (\`gc()\`, which benchmark/lib/measure.js exposes in every run, so \`npm run bench\` needs no \`--expose-gc\`; the GC runs after the group, outside every timing).
+RSS counts the mapped cache files' touched pages as file-backed (/proc/self/status RssFile); pattern-cache keeps up to 4 validated views of cache files mapped after their last \`shutdown()\` (its process-wide table for a second open), so some of them stay in RSS between groups.
+
+${processMemoryTable(results)}
+
 ## Machine load
 
 CPU time that other processes and the kernel used while each group of measures ran: the machine's busy time (user, system, steal; /proc/stat) minus this benchmark's own (its threads and child processes; /proc/self/stat). Before each group the benchmark waits up to a minute for other processes to use less than 0.2 cores.
@@ -320,8 +345,18 @@ ${Object.entries(results.descriptions).map(([name, d]) => `  - **${titles[name] 
   Before measuring, each contender's answers are compared with SQLite's (content, embedding, domain ids in order).
 - Hits read ids round-robin from a seeded random sample of 1,000 ids, each read once before timing, so every contender's caches are warm
   (and whatever pattern-cache does on the first read of a record, such as an integrity check, is already done).
-- Open to ready is measured with a warm OS page cache for every contender (files read by ${config.openWarmup} untimed opens first), a full GC before each run, in one process, ${config.openRuns} runs per contender and size.
-  For pattern-cache it is \`PatternCache.open()\` until its promise resolves with tier 1 serving; for the reference and msgpackr, reading and decoding the whole file.
+- The JS Map floor: a hit is \`Map.get\` + \`{ ...p, embedding: p.embedding.slice(), metadata: structuredClone(p.metadata) }\` (an answer sharing nothing with the store, as pattern-cache's);
+  a list maps the ids of an index through the same. Its hit without \`structuredClone\` (the floor of earlier runs, metadata shared between answers) is shown beside it, without a target.
+- Lists: \`loadPatternsByDomain\` of 100 and of 1,000 patterns, and \`loadPatternsByFramework\` of one framework, a fifth of the patterns (${Object.entries(results.listCounts || {}).map(([size, n]) => `${fmtN(n)} at ${fmtN(Number(size))}`).join(', ') || 'not measured'});
+  the framework list is measured for ${['pattern-cache', 'the JS Map floor', 'msgpackr', 'better-sqlite3', 'pattern-cache tier 2'].join(', ')} (not the reference: some 0.7 s per call), with at least 16 samples after 4 (the others: 64 after 32).
+- Open to ready is a **first open in a fresh process**, for every contender alike: each run spawns \`node --expose-gc benchmark/child/open.js <contender> <patterns>\`,
+  which loads the contender's modules (and the package) untimed, then times (\`process.hrtime\`) its \`open\` after a full GC; ${config.openRuns} runs per contender and size in rounds (each round starting with another contender),
+  after ${config.openWarmup} untimed rounds, so the OS page cache is warm for every file. For pattern-cache it is \`PatternCache.open()\` until its promise resolves,
+  and the process then checks that its first \`loadPattern\` is served by tier 1 (\`getMetrics()\`: tier \`cache\`, 1 hit, 0 misses, no rebuild; that read's own time is reported as "first loadPattern after the first open");
+  for the reference and msgpackr, reading and decoding the whole file. (Until the process-wide table of validated views, open was timed in one process, repeatedly: pattern-cache now reuses the view there.)
+- Second open: in the same child process, after the first open and its first read, \`close()\` (pattern-cache: \`shutdown()\`), a full GC, and \`open\` again of the same unchanged files, timed the same way.
+  pattern-cache reuses the validated view of the unchanged file (keyed by device, inode, size and mtime); the others do all their work again, JIT-warm
+  (the reference and msgpackr only at 10,000: at 100,000 their second open, another ~1 s decode of the whole file, is skipped to keep the group short).
 - tinybench: ${config.microTime} ms (+ ${config.microWarmup} ms warm-up) per task, at least 64 samples; one contender open at a time.
 - Fresh process: \`node -e 0\` and \`node benchmark/child/cold-start.js <contender>\` (require + open + one domain query of 100 patterns on the 1,000-pattern data set, exiting by itself)
   spawned alternately, ${config.coldRuns} times each (after ${config.coldWarmup} untimed each), timed from spawn to exit.
@@ -336,4 +371,4 @@ function writeMarkdown(file, ...args) {
   fs.writeFileSync(file, markdown(...args))
 }
 
-module.exports = { consoleReport, writeMarkdown, fmtTime, searchSection, spliceSearchSection, usageSection, spliceUsageSection, markdown }
+module.exports = { consoleReport, writeMarkdown, fmtTime, fmtBytes, searchSection, spliceSearchSection, usageSection, spliceUsageSection, markdown }

@@ -9,6 +9,7 @@ const COLUMNS =
 const SELECT_ALL = `SELECT ${COLUMNS} FROM patterns ORDER BY id`
 const SELECT_ONE = `SELECT ${COLUMNS} FROM patterns WHERE id = ?`
 const SELECT_DOMAIN = `SELECT ${COLUMNS} FROM patterns WHERE domain = ? ORDER BY id`
+const SELECT_FRAMEWORK = `SELECT ${COLUMNS} FROM patterns WHERE framework = ? ORDER BY id`
 
 /** A Float32Array over little-endian f32 bytes: a view when aligned, else a copy. */
 function float32(bytes) {
@@ -55,4 +56,4 @@ function buildIndexes(records) {
   return indexes
 }
 
-module.exports = { COLUMNS, SELECT_ALL, SELECT_ONE, SELECT_DOMAIN, float32, rowToRecord, rowToPattern, buildIndexes }
+module.exports = { COLUMNS, SELECT_ALL, SELECT_ONE, SELECT_DOMAIN, SELECT_FRAMEWORK, float32, rowToRecord, rowToPattern, buildIndexes }

@@ -2,6 +2,10 @@
 // The targets, checked against the results. A ratio is a contender's median
 // time divided by pattern-cache's ("12x" = pattern-cache is 12 times faster),
 // unless its row says otherwise.
+//
+// Each row: { measure, target, result, met, group } and, when its target is a number,
+// value (the result as a number), limit (the target's) and better ('higher' or 'lower'):
+// what lib/chart.js draws (the result against its target, 1 = on the line).
 
 const PC = 'pattern-cache'
 const fmtRatio = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)) + 'x'
@@ -9,11 +13,22 @@ const fmtN = (n) => n.toLocaleString('en-US')
 
 // pattern-cache's open to ready at 100,000 before the cache file had a vectors section
 // (benchmark/RESULTS.md of commit e026883): the "no worse than before" target's baseline.
+// It was the median of repeated opens in one process (each validated the file: there was
+// no process-wide table of views yet); the open measured now is a first open in a fresh process.
 const OPEN_BEFORE_SEARCH = { ms: 10.9, commit: 'e026883' }
 
-const adder = (rows) => (measure, target, value, format, ok) => {
-  if (value === undefined || Number.isNaN(value)) rows.push({ measure, target, result: 'not measured', met: null })
-  else rows.push({ measure, target, result: format(value), met: ok(value) })
+const OPEN = 'open to ready (first open, fresh process)'
+const SECOND = 'second open (same process, after shutdown)'
+
+/** What a numeric target is: the result must be at least / at most `limit`. */
+const higher = (limit) => ({ limit, better: 'higher' })
+const lower = (limit) => ({ limit, better: 'lower' })
+
+/** add(measure, target, value, format, ok, scale): one row of the group state.group. */
+const adder = (rows, state = {}) => (measure, target, value, format, ok, scale) => {
+  const group = state.group
+  if (value === undefined || Number.isNaN(value)) rows.push({ measure, target, result: 'not measured', met: null, group })
+  else rows.push({ measure, target, result: format(value), met: ok(value), group, ...(scale ? { value, ...scale } : {}) })
 }
 
 /** One row per target: { measure, target, result, met } (met: true, false or null when not measured). */
@@ -22,7 +37,8 @@ function evaluate(results, { groups } = {}) {
   const rows = []
   const time = (measure, size, contender) =>
     results.timings.find((t) => t.measure === measure && t.size === size && t.contender === contender)?.median
-  const add = adder(rows)
+  const state = { group: null }
+  const add = adder(rows, state)
   // only groups with targets of their own: just theirs
   if (groups && groups.every((g) => g === 'search' || g === 'usage')) {
     return [...(only('search') ? searchTargets(results) : []), ...(only('usage') ? usageTargets(results) : [])]
@@ -31,72 +47,90 @@ function evaluate(results, { groups } = {}) {
   const faster = (measure, size, other, k, label = measure) => {
     const a = time(measure, size, other)
     const b = time(measure, size, PC)
-    add(`${label}, ${fmtN(size)}: ${other} / pattern-cache`, `>= ${k}x`, a / b, fmtRatio, (x) => x >= k)
+    add(`${label}, ${fmtN(size)}: ${other} / pattern-cache`, `>= ${k}x`, a / b, fmtRatio, (x) => x >= k, higher(k))
   }
+  const floorOf = (measure, size, label = measure) =>
+    add(`${label}, ${fmtN(size)}: pattern-cache / JS Map floor`, '<= 2x', time(measure, size, PC) / time(measure, size, 'js-map'), fmtRatio, (x) => x <= 2, lower(2))
   const largest = Math.max(...results.sizes)
   const indicative = largest < 100000 ? ` (target is for 100,000; measured at ${fmtN(largest)})` : ''
 
-  // open to ready
-  faster('open to ready', 10000, 'reference', 10)
-  faster('open to ready', 10000, 'msgpackr', 3)
-  faster('open to ready', 100000, 'reference', 50)
-  add('open to ready, 100,000: pattern-cache', 'tens of ms (< 100 ms)', time('open to ready', 100000, PC), (x) => `${x.toFixed(1)} ms`, (x) => x < 100)
+  // open to ready: first opens (each in a fresh process) against first opens
+  state.group = 'open'
+  faster(OPEN, 10000, 'reference', 10)
+  faster(OPEN, 10000, 'msgpackr', 3)
+  faster(OPEN, 100000, 'reference', 50)
+  add(`${OPEN}, 100,000: pattern-cache`, 'tens of ms (< 100 ms)', time(OPEN, 100000, PC), (x) => `${x.toFixed(1)} ms`, (x) => x < 100, lower(100))
+  // the second open in the same process: the view of the unchanged file is reused
+  for (const size of [10000, 100000]) {
+    const first = time(OPEN, size, PC)
+    const second = time(SECOND, size, PC)
+    add(`${SECOND}, ${fmtN(size)}: pattern-cache second / first open (medians)`, '<= 0.1x (1/10 of the first)', second / first,
+      (x) => `${x < 1 ? `${x.toPrecision(2)}x` : fmtRatio(x)} (${fmtMs(second)} / ${fmtMs(first)})`, (x) => x <= 0.1, lower(0.1))
+  }
 
   // memory growth after open
+  state.group = 'memory'
   const mem = (contender, key) => results.memory.find((m) => m.size === largest && m.contender === contender)?.[key]
   for (const [key, label] of [['rss', 'RSS'], ['heapUsed', 'JS heap']]) {
     const pc = mem(PC, key)
     const ref = mem('reference', key)
     add(`memory growth after open (${label}), ${fmtN(largest)}: pattern-cache / reference${indicative}`, '<= 5%',
-      pc / ref, (x) => `${(x * 100).toFixed(2)}%`, (x) => x <= 0.05)
+      pc / ref, (x) => `${(x * 100).toFixed(2)}%`, (x) => x <= 0.05, lower(0.05))
   }
 
   // reads
+  state.group = 'reads'
   for (const size of results.sizes) {
     const hit = 'loadPattern (hit)'
-    const floor = time(hit, size, 'js-map')
-    add(`${hit} p50, ${fmtN(size)}: pattern-cache / JS Map floor`, '<= 2x', time(hit, size, PC) / floor, fmtRatio, (x) => x <= 2)
+    floorOf(hit, size, `${hit} p50`)
     faster(hit, size, 'reference', 3, `${hit} p50`)
     faster(hit, size, 'lmdb', 3, `${hit} p50`)
     for (const measure of ['loadPatternsByDomain (100)', 'loadPatternsByDomain (1,000)']) {
       faster(measure, size, 'reference', 5)
       const bs3 = time(measure, size, 'better-sqlite3')
-      add(`${measure}, ${fmtN(size)}: better-sqlite3 / pattern-cache`, '> 1x (faster)', bs3 / time(measure, size, PC), fmtRatio, (x) => x > 1)
+      add(`${measure}, ${fmtN(size)}: better-sqlite3 / pattern-cache`, '> 1x (faster)', bs3 / time(measure, size, PC), fmtRatio, (x) => x > 1, higher(1))
     }
+    // lists against the floor: 1,000 results, and a fifth of the patterns (10,000 or more at 100,000)
+    floorOf('loadPatternsByDomain (1,000)', size)
+    const count = results.listCounts?.[size]
+    floorOf('loadPatternsByFramework (a fifth)', size, `loadPatternsByFramework (${count ? fmtN(count) : 'a fifth of the patterns'})`)
     const tier2 = time(hit, size, 'pattern-cache-tier2')
     add(`tier 2 loadPattern, ${fmtN(size)}: better-sqlite3 / pattern-cache (enabled: false)`, '>= 1x (no slower)',
-      time(hit, size, 'better-sqlite3') / tier2, fmtRatio, (x) => x >= 1)
+      time(hit, size, 'better-sqlite3') / tier2, fmtRatio, (x) => x >= 1, higher(1))
   }
 
   // rebuild
+  state.group = 'rebuild'
   faster('rebuildCache()', largest, 'reference', 3, `rebuildCache()${indicative}`)
   const stall = results.rebuild.find((r) => r.size === largest && r.contender === PC)?.stallMax
-  add(`longest event-loop stall during pattern-cache rebuildCache(), ${fmtN(largest)}${indicative}`, '<= 10 ms', stall, (x) => `${x.toFixed(2)} ms`, (x) => x <= 10)
+  add(`longest event-loop stall during pattern-cache rebuildCache(), ${fmtN(largest)}${indicative}`, '<= 10 ms', stall, (x) => `${x.toFixed(2)} ms`, (x) => x <= 10, lower(10))
 
   // fresh process
+  state.group = 'cold'
   const cold = 'fresh process: require + open + domain query'
   const added = time(cold, 1000, PC) - time(cold, 1000, 'node -e 0')
-  add(`${cold}, 1,000-pattern cache: pattern-cache median - node -e 0 median`, '<= 10 ms', added, (x) => `${x.toFixed(1)} ms`, (x) => x <= 10)
+  add(`${cold}, 1,000-pattern cache: pattern-cache median - node -e 0 median`, '<= 10 ms', added, (x) => `${x.toFixed(1)} ms`, (x) => x <= 10, lower(10))
 
   // open with the vectors section in the file
-  add(`open to ready, 100,000: pattern-cache now / before the vectors section (${OPEN_BEFORE_SEARCH.ms} ms at ${OPEN_BEFORE_SEARCH.commit})`,
-    'no worse (<= 1.10x: run-to-run noise)', time('open to ready', 100000, PC) / OPEN_BEFORE_SEARCH.ms, fmtRatio, (x) => x <= 1.1)
+  state.group = 'open'
+  add(`${OPEN}, 100,000: pattern-cache now / before the vectors section (${OPEN_BEFORE_SEARCH.ms} ms at ${OPEN_BEFORE_SEARCH.commit}: repeated opens in one process, each validating)`,
+    'no worse (<= 1.10x: run-to-run noise)', time(OPEN, 100000, PC) / OPEN_BEFORE_SEARCH.ms, fmtRatio, (x) => x <= 1.1, lower(1.1))
   return rows.concat(only('search') ? searchTargets(results) : [], only('usage') ? usageTargets(results) : [])
 }
 
 /** The similarity-search targets (results.search, from lib/search-group.js). */
 function searchTargets(results) {
   const rows = []
-  const add = adder(rows)
+  const add = adder(rows, { group: 'search' })
   const search = results.search || { timings: [], answers: [], sets: [] }
   const time = (set, measure, contender) => search.timings.find((t) => t.set === set && t.measure === measure && t.contender === contender)?.median
   const big = '100,000 x 768'
   const cos = 'top-10 cosine'
   const filtered = 'top-10 cosine, domain filter (10%)'
   add(`searchSimilar ${cos}, ${big}: pattern-cache / floor (one pass over the mapped vectors)`, '<= 1.25x',
-    time(big, cos, PC) / time(big, cos, 'scan-floor'), fmtRatio, (x) => x <= 1.25)
+    time(big, cos, PC) / time(big, cos, 'scan-floor'), fmtRatio, (x) => x <= 1.25, lower(1.25))
   add(`searchSimilar ${filtered}, ${big}: pattern-cache filtered / unfiltered`, '<= 0.25x',
-    time(big, filtered, PC) / time(big, cos, PC), fmtRatio, (x) => x <= 0.25)
+    time(big, filtered, PC) / time(big, cos, PC), fmtRatio, (x) => x <= 0.25, lower(0.25))
   for (const set of search.sets.length ? search.sets.map((s) => s.name) : [big]) {
     const answers = search.answers.filter((a) => a.set === set && a.contender === PC)
     const label = `searchSimilar recall@10 vs float64 brute force, ${set}: pattern-cache (${answers.map((a) => a.measure.replace('top-10 ', '')).join('; ') || 'every metric'})`
@@ -112,6 +146,7 @@ function searchTargets(results) {
       target: '1.0, same ids in the same order',
       result: `${recall.toFixed(4)} (lowest); same ids in order for ${exact} of ${total} queries`,
       met: recall === 1 && exact === total,
+      group: 'search',
     })
   }
   return rows
@@ -128,7 +163,7 @@ const fmtMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 1000 ? `$
  */
 function usageTargets(results) {
   const rows = []
-  const add = adder(rows)
+  const add = adder(rows, { group: 'usage' })
   const usage = results.usage || { burst: [], export: null }
   const pc = usage.burst.find((b) => b.contender === PC)
   const bs3 = usage.burst.find((b) => b.contender === 'better-sqlite3')
@@ -140,6 +175,7 @@ function usageTargets(results) {
       target: '0',
       result: `${pc.lostUses} uses, ${pc.lostSuccesses} successes lost (of ${fmtN(pc.acked)} acknowledged)${wrong ? `; ${wrong} counters of used patterns wrong` : ''}${pc.errors ? `; ${pc.errors} uses rejected` : ''}`,
       met: pc.lostUses === 0 && pc.lostSuccesses === 0 && wrong === 0 && pc.acked === pc.uses,
+      group: 'usage',
     })
     const m = pc.misses
     const after = m.after + m.readBack
@@ -149,12 +185,14 @@ function usageTargets(results) {
       target: '0',
       result: `${fmtN(after)} of ${fmtN(reads)} reads (${fmtN(m.firstInterval)} in the first checkInterval)`,
       met: after === 0,
+      group: 'usage',
     })
     rows.push({
       measure: `${burst}: rebuilds started, pattern-cache (rebuild_started events of all processes)`,
       target: '0 (counter changes do not call for one)',
       result: `${pc.rebuilds.started}${Object.keys(pc.rebuilds.reasons).length ? ` (${Object.entries(pc.rebuilds.reasons).map(([r, n]) => `${r}: ${n}`).join(', ')})` : ''}`,
       met: pc.rebuilds.started === 0,
+      group: 'usage',
     })
   } else {
     add(`${burst}: lost uses, pattern-cache`, '0', undefined)
@@ -168,11 +206,12 @@ function usageTargets(results) {
       result: `p50 ${fmtMs(pc.latency.median)} vs ${bs3 ? fmtMs(bs3.latency.median) : '-'}, p99 ${fmtMs(pc.latency.p99)} vs ${bs3 ? fmtMs(bs3.latency.p99) : '-'}; burst ${fmtMs(pc.wallMs)} vs ${bs3 ? fmtMs(bs3.wallMs) : '-'}`,
       met: null,
       reported: true,
+      group: 'usage',
     })
   }
   const ex = usage.export
   add(`pattern-cache export${ex ? ` of ${ex.set}` : ''}: peak RSS growth over a process that only loads the package and opens the store${ex && ex.runs.length > 1 ? ` (largest of ${ex.runs.length} runs)` : ''}`,
-    '< 64 MiB', ex ? ex.growth : undefined, (x) => `${(x / 2 ** 20).toFixed(1)} MiB`, (x) => x < 64 * 2 ** 20)
+    '< 64 MiB', ex ? ex.growth : undefined, (x) => `${(x / 2 ** 20).toFixed(1)} MiB`, (x) => x < 64 * 2 ** 20, lower(64 * 2 ** 20))
   return rows
 }
 
