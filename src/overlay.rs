@@ -193,47 +193,7 @@ impl<'a> Tier1<'a> {
     /// The file's matches minus changed ids, merged in id order with the
     /// changed rows that match, cut at the limit; borrowed.
     pub fn query_refs(&self, filter: &PatternFilter) -> Result<Vec<PatternRef<'a>>> {
-        let view = self.view;
-        let Some(overlay) = self.overlay.filter(|o| !o.patterns.is_empty()) else {
-            return view
-                .query_ordinals(filter)
-                .iter()
-                .map(|&o| self.file_record(o))
-                .collect();
-        };
-        let limit = filter.limit.unwrap_or(usize::MAX);
-        let unlimited = PatternFilter {
-            limit: None,
-            ..filter.clone()
-        };
-        let ordinals = view.query_ordinals(&unlimited);
-        let mut from_file = ordinals
-            .iter()
-            .map(|&o| (o, view.id_at(o)))
-            .filter(|(_, id)| !overlay.patterns.contains_key(*id))
-            .peekable();
-        let mut changed = overlay
-            .patterns
-            .values()
-            .filter_map(|p| p.as_deref().filter(|p| matches(p, filter)))
-            .peekable();
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let take_file = match (from_file.peek(), changed.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((_, file_id)), Some(p)) => *file_id < p.id.as_str(),
-            };
-            if take_file {
-                if let Some((o, _)) = from_file.next() {
-                    out.push(self.file_record(o)?);
-                }
-            } else if let Some(p) = changed.next() {
-                out.push(p.as_ref());
-            }
-        }
-        Ok(out)
+        self.page(filter, None, filter.limit.unwrap_or(usize::MAX))
     }
 
     /// Up to `limit` patterns matching the filter whose ids come after
@@ -242,15 +202,11 @@ impl<'a> Tier1<'a> {
         let view = self.view;
         let changed = self.overlay.map(|o| &o.patterns);
         let start = after.map_or(0, |a| view.first_after(a));
-        let mut lists: Vec<&[u32]> = [
-            (IndexKind::Domain, &filter.domain),
-            (IndexKind::Type, &filter.pattern_type),
-            (IndexKind::Framework, &filter.framework),
-        ]
-        .into_iter()
-        .filter_map(|(kind, value)| value.as_deref().map(|v| view.indexes().get(kind, v)))
-        .map(|l| &l[l.partition_point(|&o| o < start)..])
-        .collect();
+        let mut lists: Vec<&[u32]> = view
+            .filter_lists(filter)
+            .into_iter()
+            .map(|l| &l[l.partition_point(|&o| o < start)..])
+            .collect();
         lists.sort_by_key(|l| l.len());
         // Enough file rows that the page fills even if every changed id is among them.
         let want = limit.saturating_add(changed.map_or(0, |c| c.len()));

@@ -303,19 +303,22 @@ impl CacheView {
         self.records(self.indexes.get(kind, name))
     }
 
-    /// Ordinals matching every field of the filter, ascending (= id order).
-    pub fn query_ordinals(&self, filter: &PatternFilter) -> Vec<u32> {
-        let limit = filter.limit.unwrap_or(usize::MAX);
-        let mut lists: Vec<&[u32]> = Vec::new();
-        for (kind, value) in [
+    /// The index list of each field the filter gives (ascending ordinals).
+    pub fn filter_lists(&self, filter: &PatternFilter) -> Vec<&[u32]> {
+        [
             (IndexKind::Domain, &filter.domain),
             (IndexKind::Type, &filter.pattern_type),
             (IndexKind::Framework, &filter.framework),
-        ] {
-            if let Some(v) = value {
-                lists.push(self.indexes.get(kind, v));
-            }
-        }
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| value.as_deref().map(|v| self.indexes.get(kind, v)))
+        .collect()
+    }
+
+    /// Ordinals matching every field of the filter, ascending (= id order).
+    pub fn query_ordinals(&self, filter: &PatternFilter) -> Vec<u32> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let lists = self.filter_lists(filter);
         if lists.is_empty() {
             return (0..self.len()).take(limit).collect();
         }

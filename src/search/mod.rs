@@ -22,7 +22,7 @@ use crate::format::record::PatternRef;
 use crate::format::vectors::{as_f32s, norm, norm_of};
 use crate::format::CacheView;
 use crate::index::intersect;
-use crate::model::{IndexKind, Pattern, PatternFilter};
+use crate::model::{Pattern, PatternFilter};
 use crate::overlay::Tier1;
 use crate::validate;
 use kernel::Scorer;
@@ -322,14 +322,7 @@ fn scan_file(
         each(o, row, vectors.norm(bytes, o));
         Ok(())
     };
-    let mut lists: Vec<&[u32]> = [
-        (IndexKind::Domain, &filter.domain),
-        (IndexKind::Type, &filter.pattern_type),
-        (IndexKind::Framework, &filter.framework),
-    ]
-    .into_iter()
-    .filter_map(|(kind, value)| value.as_deref().map(|v| view.indexes().get(kind, v)))
-    .collect();
+    let mut lists = view.filter_lists(filter);
     lists.sort_by_key(|l| l.len());
     match lists.as_slice() {
         [] => (0..view.len()).try_for_each(&mut visit),
