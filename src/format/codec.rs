@@ -91,16 +91,105 @@ pub fn encode_indexes(ix: &Indexes, out: &mut Vec<u8>) -> Result<()> {
     encode(&ix.as_sections(), out)
 }
 
+type IndexSection = Vec<(String, Vec<u32>)>;
+
 /// Decodes and validates the indexes of a file holding `count` records.
+///
+/// Hand-written (the section is most of what `open` decodes: four ordinals
+/// per record): it accepts what rmp-serde accepts for this shape and writes
+/// (checked against it by a property test), allocates no more than the
+/// input can hold, and rejects trailing bytes.
 pub fn decode_indexes(bytes: &[u8], count: u64) -> Result<Indexes> {
-    type Raw = (
-        Vec<(String, Vec<u32>)>,
-        Vec<(String, Vec<u32>)>,
-        Vec<(String, Vec<u32>)>,
-        Vec<(String, Vec<u32>)>,
-    );
-    let raw: Raw = decode_exact(bytes, "indexes")?;
-    Indexes::from_sections(raw, count)
+    let [d, t, f, v] = decode_index_sections(bytes)?;
+    Indexes::from_sections((d, t, f, v), count)
+}
+
+/// The four sections' pairs, as written (not yet validated).
+fn decode_index_sections(bytes: &[u8]) -> Result<[IndexSection; 4]> {
+    let mut r = IndexInput(bytes);
+    if r.array()? != 4 {
+        return Err(bad_indexes("not an array of 4 indexes"));
+    }
+    let mut sections: [IndexSection; 4] = Default::default();
+    for section in &mut sections {
+        let pairs = r.array()?;
+        // Each pair takes at least 3 bytes, so the input bounds the allocation.
+        section.reserve(pairs.min(r.0.len() / 3));
+        for _ in 0..pairs {
+            if r.array()? != 2 {
+                return Err(bad_indexes("an index entry is not a [name, ordinals] pair"));
+            }
+            let name = r.str()?.to_owned();
+            let n = r.array()?;
+            let mut ordinals = Vec::with_capacity(n.min(r.0.len()));
+            for _ in 0..n {
+                ordinals.push(r.u32()?);
+            }
+            section.push((name, ordinals));
+        }
+    }
+    if !r.0.is_empty() {
+        return Err(bad_indexes("trailing bytes"));
+    }
+    Ok(sections)
+}
+
+fn bad_indexes(what: &str) -> Error {
+    Error::CacheCorrupt(format!("indexes: {what}"))
+}
+
+/// A cursor over the indexes section.
+struct IndexInput<'a>(&'a [u8]);
+
+impl<'a> IndexInput<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.0.len() {
+            return Err(bad_indexes("a length runs past the section"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64> {
+        Ok(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    fn marker(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn array(&mut self) -> Result<usize> {
+        Ok(match self.marker()? {
+            m @ 0x90..=0x9f => usize::from(m & 0x0f),
+            0xdc => self.be(2)? as usize,
+            0xdd => self.be(4)? as usize,
+            _ => return Err(bad_indexes("expected an array")),
+        })
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
+        let len = match self.marker()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => self.be(1)? as usize,
+            0xda => self.be(2)? as usize,
+            0xdb => self.be(4)? as usize,
+            _ => return Err(bad_indexes("expected a name")),
+        };
+        std::str::from_utf8(self.take(len)?).map_err(|_| bad_indexes("a name is not UTF-8"))
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let v = match self.marker()? {
+            m @ 0x00..=0x7f => u64::from(m),
+            0xcc => self.be(1)?,
+            0xcd => self.be(2)?,
+            0xce => self.be(4)?,
+            0xcf => self.be(8)?,
+            _ => return Err(bad_indexes("expected an ordinal")),
+        };
+        u32::try_from(v).map_err(|_| bad_indexes("an ordinal is out of range"))
+    }
 }
 
 /// The configs section: an array of agent configs sorted by agent id.
@@ -133,6 +222,30 @@ mod tests {
             usage_count: 3,
             success_count: 2,
             metadata_json: Some(r#"{"a":1}"#.into()),
+        }
+    }
+
+    proptest::proptest! {
+        /// The hand-written index decoder reads exactly what rmp-serde reads.
+        #[test]
+        fn index_decoder_agrees_with_rmp_serde(
+            raw in proptest::collection::vec(
+                proptest::collection::vec(("[a-zé]{0,40}", proptest::collection::vec(0u32..u32::MAX, 0..40)), 0..6),
+                4..=4,
+            ),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let t = (raw[0].clone(), raw[1].clone(), raw[2].clone(), raw[3].clone());
+            let mut bytes = Vec::new();
+            encode(&t, &mut bytes).unwrap();
+            type Raw = (IndexSection, IndexSection, IndexSection, IndexSection);
+            let reference = |b: &[u8]| decode_exact::<Raw>(b, "indexes").map(|(d, t, f, v)| [d, t, f, v]);
+            proptest::prop_assert_eq!(decode_index_sections(&bytes).unwrap(), reference(&bytes).unwrap());
+            // Cut anywhere or extended: both refuse.
+            for b in [bytes[..cut.index(bytes.len())].to_vec(), [bytes.clone(), vec![0]].concat()] {
+                proptest::prop_assert!(reference(&b).is_err());
+                proptest::prop_assert!(decode_index_sections(&b).is_err());
+            }
         }
     }
 
