@@ -132,6 +132,8 @@ pub fn open_view(path: &Path) -> Result<(CacheView, FileIdentity)> {
 /// dropped when their file is replaced.
 static SHARED_VIEWS: std::sync::Mutex<Option<lru::LruCache<FileIdentity, SharedView>>> = std::sync::Mutex::new(None);
 const SHARED_VIEWS_MAX: usize = 4;
+/// How long a file must have been unchanged before its view is shared.
+const STABLE_FOR: std::time::Duration = std::time::Duration::from_millis(50);
 
 struct SharedView {
     path: PathBuf,
@@ -149,6 +151,17 @@ pub fn open_shared_view(path: &Path) -> Result<(std::sync::Arc<CacheView>, FileI
     }
     let (view, identity) = open_view(path)?;
     let view = std::sync::Arc::new(view);
+    // File times tick coarsely (a few ms): a file rewritten in place (by
+    // something else: this package only renames) within one tick would keep
+    // its identity. So only a file unchanged for longer than a tick is
+    // shared; one written just now is validated again at the next open.
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    if now_ns.saturating_sub(identity.modified_ns) < STABLE_FOR.as_nanos() {
+        return Ok((view, identity));
+    }
     let mut guard = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(|| {
         lru::LruCache::new(std::num::NonZeroUsize::new(SHARED_VIEWS_MAX).unwrap_or(std::num::NonZeroUsize::MIN))
