@@ -90,6 +90,19 @@ pub struct Counters {
     pub last_used: Option<i64>,
 }
 
+impl Stats {
+    /// Nothing counted yet, but every verdict present (at 0), as `getStats` reports them.
+    pub fn with_every_verdict() -> Stats {
+        Stats {
+            by_verdict: [Verdict::Success, Verdict::Failure, Verdict::Flaky, Verdict::Unknown]
+                .into_iter()
+                .map(|v| (v.as_str().to_owned(), 0))
+                .collect(),
+            ..Stats::default()
+        }
+    }
+}
+
 /// One use as a caller records it (numbers as JavaScript has them).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsageInput {

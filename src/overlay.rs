@@ -253,11 +253,7 @@ impl<'a> Tier1<'a> {
         let ix = view.indexes();
         let mut s = Stats {
             pattern_count: u64::from(view.len()),
-            by_verdict: ["success", "failure", "flaky", "unknown"]
-                .into_iter()
-                .map(|v| (v.to_owned(), 0))
-                .collect(),
-            ..Stats::default()
+            ..Stats::with_every_verdict()
         };
         for (kind, map) in [
             (IndexKind::Domain, &mut s.by_domain),

@@ -392,11 +392,7 @@ pub fn stats(conn: &Connection) -> Result<Stats> {
         agent_config_count: conn
             .query_row("SELECT count(*) FROM agent_configs", [], |r| r.get::<_, i64>(0))?
             .max(0) as u64,
-        by_verdict: ["success", "failure", "flaky", "unknown"]
-            .into_iter()
-            .map(|v| (v.to_owned(), 0))
-            .collect(),
-        ..Stats::default()
+        ..Stats::with_every_verdict()
     };
     for (column, map) in [
         ("domain", &mut stats.by_domain),

@@ -52,14 +52,6 @@ impl Metric {
             _ => return None,
         })
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Metric::Cosine => "cosine",
-            Metric::Dot => "dot",
-            Metric::Euclidean => "euclidean",
-        }
-    }
 }
 
 /// Search options as a caller gives them (numbers as JavaScript has them).
