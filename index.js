@@ -233,6 +233,7 @@ function toNativeConfig(config) {
   checkOptional(code, 'config.onEvent', config.onEvent, 'function')
   const { onEvent, ...options } = config
   for (const key of Object.keys(options)) if (options[key] === null) delete options[key]
+  if (options.remote !== undefined) options.remote = toNativeRemote(options.remote)
   let listener
   if (typeof onEvent === 'function') {
     // A throwing listener must not take the cache (or the process) down.
@@ -245,6 +246,21 @@ function toNativeConfig(config) {
     }
   }
   return { options, onEvent: listener }
+}
+
+function toNativeRemote(remote) {
+  const code = 'INVALID_ARGUMENT'
+  if (!isPlainObject(remote)) fail(code, `config.remote must be an object, got ${describe(remote)}`)
+  checkString(code, 'config.remote.url', remote.url)
+  checkOptional(code, 'config.remote.pollInterval', remote.pollInterval, 'number')
+  checkOptional(code, 'config.remote.listen', remote.listen, 'boolean')
+  return { url: remote.url, pollInterval: remote.pollInterval ?? undefined, listen: remote.listen ?? undefined }
+}
+
+/** The options as the debug log may show them: never the remote's URL (it may hold a password). */
+function loggable(options) {
+  if (!options || !options.remote) return options || {}
+  return { ...options, remote: { ...options.remote, url: '(redacted)' } }
 }
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
@@ -304,7 +320,7 @@ class PatternCache {
     } catch (e) {
       return reject(e)
     }
-    log('open %o', prepared.options || {})
+    log('open %o', loggable(prepared.options))
     const onLog = nativeLog.enabled ? (line) => nativeLog(line) : undefined
     return native.open(makePattern, makePatterns, prepared.options, prepared.onEvent, onLog).then((n) => {
       const cache = new PatternCache(n)
@@ -526,6 +542,11 @@ class PatternCache {
     if (typeof event.requiresRebuild !== 'boolean') fail(code, `event.requiresRebuild must be a boolean, got ${describe(event.requiresRebuild)}`)
     checkOptional(code, 'event.timestamp', event.timestamp, 'number')
     this.#native.markStale(event.trigger, event.requiresRebuild)
+  }
+
+  /** Pulls the remote's changes into this replica now (see RemoteConfig). */
+  syncRemote() {
+    return this.#native.syncRemote()
   }
 
   rebuildCache() {

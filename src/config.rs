@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::FORMAT_VERSION;
+use crate::remote::RemoteConfig;
 
 pub const DEFAULT_MAX_AGE_MS: f64 = 3_600_000.0;
 /// Often enough that another process's writes show within a second; rare
@@ -12,6 +13,8 @@ pub const DEFAULT_MAX_AGE_MS: f64 = 3_600_000.0;
 pub const DEFAULT_CHECK_INTERVAL_MS: f64 = 1_000.0;
 /// The longest duration option accepted (about 24.8 days, what a JS timer holds).
 pub const MAX_DURATION_MS: f64 = 2_147_483_647.0;
+/// How often a replica looks at the remote when no notification comes.
+pub const DEFAULT_POLL_INTERVAL_MS: f64 = 5_000.0;
 pub const DEFAULT_DIR: &str = ".pattern-cache";
 pub const DEFAULT_DB_FILE: &str = "patterns.db";
 
@@ -26,6 +29,10 @@ pub struct ConfigInput {
     pub background_rebuild: Option<bool>,
     pub fallback_to_sqlite: Option<bool>,
     pub enable_metrics: Option<bool>,
+    /// `remote.url`, `remote.pollInterval`, `remote.listen`.
+    pub remote_url: Option<String>,
+    pub remote_poll_interval_ms: Option<f64>,
+    pub remote_listen: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +45,7 @@ pub struct Config {
     pub background_rebuild: bool,
     pub fallback_to_sqlite: bool,
     pub enable_metrics: bool,
+    pub remote: Option<RemoteConfig>,
 }
 
 /// The default cache file name: it carries the format major, so releases
@@ -117,8 +125,36 @@ impl Config {
             background_rebuild: input.background_rebuild.unwrap_or(true),
             fallback_to_sqlite: input.fallback_to_sqlite.unwrap_or(true),
             enable_metrics: input.enable_metrics.unwrap_or(true),
+            remote: remote_option(input)?,
         })
     }
+}
+
+fn remote_option(input: &ConfigInput) -> Result<Option<RemoteConfig>> {
+    let Some(url) = &input.remote_url else {
+        if input.remote_poll_interval_ms.is_some() || input.remote_listen.is_some() {
+            return Err(Error::InvalidArgument("remote.url is required with remote".into()));
+        }
+        return Ok(None);
+    };
+    if url.is_empty() || url.contains('\0') {
+        return Err(Error::InvalidArgument(
+            "remote.url must be a non-empty connection string without NUL".into(),
+        ));
+    }
+    let poll = duration_option(
+        "remote.pollInterval",
+        input.remote_poll_interval_ms,
+        DEFAULT_POLL_INTERVAL_MS,
+        10.0,
+    )?;
+    // Checked here too, so that a bad string fails `open` with INVALID_ARGUMENT.
+    crate::remote::connect::Target::parse(url)?;
+    Ok(Some(RemoteConfig {
+        url: url.clone(),
+        poll_interval: poll,
+        listen: input.remote_listen.unwrap_or(true),
+    }))
 }
 
 #[cfg(test)]

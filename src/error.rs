@@ -44,6 +44,28 @@ pub enum Error {
     /// Tier 1 cannot serve and `fallbackToSQLite` is off.
     #[error("cache unavailable and fallback to SQLite is disabled: {0}")]
     CacheUnavailable(String),
+    /// The remote (PostgreSQL) could not be reached, or the connection broke:
+    /// nothing was written locally. Messages name host, port and database,
+    /// never the password.
+    #[error("remote unavailable: {0}")]
+    RemoteUnavailable(String),
+    /// The remote answered with an error (a permission, a missing schema).
+    #[error("remote error: {0}")]
+    Remote(String),
+    /// A row on the remote fails validation: the sync stops before it, and
+    /// the replica stays at its last good generation.
+    #[error("invalid remote row {table} '{key}' (generation {generation}): {reason}")]
+    RemoteInvalidRow {
+        table: &'static str,
+        key: String,
+        generation: i64,
+        reason: String,
+    },
+    /// This database and that remote do not belong together: a replica of
+    /// another bank, local data that did not come from it, a remote schema
+    /// newer than this release, or a write to a replica opened without `remote`.
+    #[error("remote mismatch: {0}")]
+    RemoteMismatch(String),
     /// A bug: a panic or a broken invariant. Reported rather than aborting the host.
     #[error("internal error: {0}")]
     Internal(String),
@@ -64,6 +86,10 @@ impl Error {
             Error::CacheCorrupt(_) => "CACHE_CORRUPT",
             Error::CacheIncompatible(_) => "CACHE_INCOMPATIBLE",
             Error::CacheUnavailable(_) => "CACHE_UNAVAILABLE",
+            Error::RemoteUnavailable(_) => "REMOTE_UNAVAILABLE",
+            Error::Remote(_) => "REMOTE_ERROR",
+            Error::RemoteInvalidRow { .. } => "REMOTE_INVALID_ROW",
+            Error::RemoteMismatch(_) => "REMOTE_MISMATCH",
             Error::Internal(_) => "INTERNAL",
         }
     }

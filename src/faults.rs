@@ -23,6 +23,8 @@ pub enum Step {
     Rebuild,
     /// Inside a read served by tier 1 (for panics).
     Read,
+    /// After a replica applied a page of remote rows, before it commits.
+    ReplicaPage,
 }
 
 impl Step {

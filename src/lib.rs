@@ -59,6 +59,7 @@ pub mod loader;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
+pub mod remote;
 pub mod scheduler;
 pub mod search;
 pub mod validate;

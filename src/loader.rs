@@ -28,6 +28,10 @@ use crate::model::{
     Trigger, UsageInput,
 };
 use crate::overlay::{Overlay, Tier1};
+use crate::remote::replica::{self, SyncOutcome};
+use crate::remote::syncer::{self, Syncer};
+use crate::remote::writes::Write;
+use crate::remote::{Remote, RemoteStatus};
 use crate::scheduler::{Rebuild, Scheduler};
 use crate::search::{self, SearchQuery};
 use crate::validate;
@@ -70,6 +74,16 @@ pub struct MetricsReport {
     pub tier: Tier,
     /// Why tier 1 is not serving, when it is not.
     pub cache_unavailable_reason: Option<String>,
+    /// With a remote: the replica's generation and the remote's.
+    pub remote: Option<RemoteReport>,
+}
+
+/// `getMetrics().remote`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RemoteReport {
+    /// The remote generation the replica holds (as this instance knows it).
+    pub generation: u64,
+    pub status: RemoteStatus,
 }
 
 pub struct PatternCache {
@@ -102,6 +116,12 @@ struct Inner {
     metrics: Metrics,
     events: Option<EventSink>,
     log: Option<LogSink>,
+    /// With `remote`: writes go there, and this database is its replica.
+    remote: Option<Arc<Remote>>,
+    syncer: std::sync::OnceLock<Syncer>,
+    /// Opened without `remote` on a replica: writes are refused (they would
+    /// fork it from its bank).
+    replica_without_remote: bool,
 }
 
 pub fn now_ms() -> i64 {
@@ -132,6 +152,12 @@ impl PatternCache {
         }
         let opened = Database::open(&config.db_path)?;
         let generation = opened.db.generation()?;
+        let remote = config
+            .remote
+            .clone()
+            .map(|r| Remote::new(r, &config.db_path).map(Arc::new))
+            .transpose()?;
+        let replica_without_remote = remote.is_none() && opened.db.read(replica::is_replica)?;
         let migrated = opened.previous_schema != 0 && opened.previous_schema != schema::latest_version();
         let inner = Arc::new(Inner {
             paths: CachePaths::new(&config.cache_path),
@@ -153,7 +179,14 @@ impl PatternCache {
             metrics: Metrics::default(),
             events,
             log,
+            remote,
+            syncer: std::sync::OnceLock::new(),
+            replica_without_remote,
         });
+        if let Some(r) = &inner.remote {
+            let s = Syncer::start(Arc::downgrade(&inner), Arc::clone(r))?;
+            let _ = inner.syncer.set(s);
+        }
         if inner.config.enabled {
             if inner.config.background_rebuild {
                 if let Some(s) = Scheduler::start(Arc::downgrade(&inner)) {
@@ -260,6 +293,17 @@ impl PatternCache {
         validate::id_argument(&input.id)?;
         let at = validate::usage_at(input.at, now_ms())?;
         let inner = self.inner()?;
+        if let Some(remote) = inner.route()? {
+            let uses = [(input.id.as_str(), input.success, at)];
+            return inner.on_remote(
+                remote,
+                Write::RecordUsages {
+                    uses: &uses,
+                    strict: false,
+                },
+                None,
+            );
+        }
         // One UPDATE, atomic by itself: the write lock is held for it alone.
         // The generation read after it may include later writes too, which
         // only makes this instance fresher.
@@ -286,6 +330,13 @@ impl PatternCache {
             .collect::<Result<Vec<_>>>()?;
         if checked.is_empty() {
             return Ok(());
+        }
+        if let Some(remote) = inner.route()? {
+            let uses = Write::RecordUsages {
+                uses: &checked,
+                strict: true,
+            };
+            return inner.on_remote(remote, uses, None).map(|_| ());
         }
         let generation = inner.db.write(|conn| {
             for &(id, success, at) in &checked {
@@ -341,6 +392,9 @@ impl PatternCache {
     pub fn delete_agent_config(&self, agent_id: &str) -> Result<bool> {
         validate::key("agentId", agent_id, validate::MAX_ID_BYTES).map_err(Error::InvalidArgument)?;
         let inner = self.inner()?;
+        if let Some(remote) = inner.route()? {
+            return inner.on_remote(remote, Write::DeleteConfig(agent_id), Some(Trigger::ConfigUpdated));
+        }
         let (deleted, generation) = inner
             .db
             .write(|conn| Ok((queries::delete_config(conn, agent_id)?, queries::generation(conn)?)))?;
@@ -363,6 +417,10 @@ impl PatternCache {
         let Some((first, _)) = validated.first() else {
             return Ok(());
         };
+        if let Some(remote) = inner.route()? {
+            let store = Write::StorePatterns(&validated);
+            return inner.on_remote(remote, store, Some(Trigger::PatternStored)).map(|_| ());
+        }
         let generation = inner.db.write(|conn| {
             if let Some(dim) = queries::embedding_dim(conn)?.filter(|&d| d != first.embedding.len()) {
                 return Err(Error::invalid_pattern(
@@ -383,6 +441,9 @@ impl PatternCache {
     pub fn delete_pattern(&self, id: &str) -> Result<bool> {
         validate::id_argument(id)?;
         let inner = self.inner()?;
+        if let Some(remote) = inner.route()? {
+            return inner.on_remote(remote, Write::DeletePattern(id), Some(Trigger::PatternDeleted));
+        }
         let (deleted, generation) = inner
             .db
             .write(|conn| Ok((queries::delete_pattern(conn, id)?, queries::generation(conn)?)))?;
@@ -395,12 +456,36 @@ impl PatternCache {
     pub fn store_agent_config(&self, input: &AgentConfigInput) -> Result<()> {
         let config = validate::agent_config(input)?;
         let inner = self.inner()?;
+        if let Some(remote) = inner.route()? {
+            let store = Write::StoreConfig(&config);
+            return inner.on_remote(remote, store, Some(Trigger::ConfigUpdated)).map(|_| ());
+        }
         let generation = inner.db.write(|conn| {
             queries::upsert_config(conn, &config)?;
             queries::generation(conn)
         })?;
         inner.saw_own_write(generation, Trigger::ConfigUpdated);
         Ok(())
+    }
+
+    /// `syncRemote()`: pulls the remote's changes into the replica now.
+    pub fn sync_remote(&self) -> Result<SyncOutcome> {
+        let inner = self.inner()?;
+        let Some(remote) = inner.remote.as_ref() else {
+            return Err(Error::InvalidArgument(
+                "syncRemote: this instance was opened without remote".into(),
+            ));
+        };
+        match remote.sync(&inner.db) {
+            Ok(outcome) => {
+                syncer::Host::synced(&*inner, &outcome);
+                Ok(outcome)
+            }
+            Err(e) => {
+                syncer::Host::failed(&*inner, &e);
+                Err(e)
+            }
+        }
     }
 
     /// Marks tier 1 stale: reads go to SQLite until a rebuild lands. The
@@ -459,6 +544,14 @@ impl PatternCache {
             } else {
                 Some(inner.unavailable_reason())
             },
+            remote: inner.remote.as_ref().map(|r| {
+                let generation = inner.known_generation.load(Ordering::Acquire);
+                r.saw_generation(generation);
+                RemoteReport {
+                    generation,
+                    status: r.status(),
+                }
+            }),
         })
     }
 
@@ -470,6 +563,9 @@ impl PatternCache {
         let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(inner) = taken {
             inner.cancel.store(true, Ordering::Release);
+            if let Some(s) = inner.syncer.get() {
+                s.stop();
+            }
             if let Some(s) = inner.scheduler.get() {
                 // A rebuild abandons its build at the next record; waiting
                 // longer than this would mean SQLite itself is stuck.
@@ -595,7 +691,72 @@ impl Rebuild for Inner {
     }
 }
 
+impl syncer::Host for Inner {
+    fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn synced(&self, outcome: &SyncOutcome) {
+        if outcome.to_generation > outcome.from_generation {
+            self.after_pass(outcome, None);
+            self.emit(CacheEvent::RemoteSynced {
+                from_generation: outcome.from_generation,
+                to_generation: outcome.to_generation,
+                rows_applied: outcome.rows_applied,
+            });
+        }
+    }
+
+    fn failed(&self, error: &Error) {
+        self.emit(CacheEvent::RemoteUnavailable {
+            error: format!("[{}] {error}", error.code()),
+        });
+    }
+}
+
 impl Inner {
+    /// Where writes go: the remote when there is one; refused on a replica
+    /// opened without it.
+    fn route(&self) -> Result<Option<&Remote>> {
+        if self.replica_without_remote {
+            return Err(Error::RemoteMismatch(
+                "this database is a replica of a remote bank: writes go through an instance opened with remote".into(),
+            ));
+        }
+        Ok(self.remote.as_deref())
+    }
+
+    /// A write on the remote, seen here at once. False: it changed nothing.
+    fn on_remote(&self, remote: &Remote, write: Write<'_>, trigger: Option<Trigger>) -> Result<bool> {
+        match remote.write(&self.db, write) {
+            Ok(Some(outcome)) => {
+                self.after_pass(&outcome, trigger);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                if matches!(e, Error::RemoteUnavailable(_)) {
+                    syncer::Host::failed(self, &e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The replica moved: as after a local write of `trigger`, or, for a
+    /// pass or a use, a rebuild only when the changes call for one.
+    fn after_pass(&self, outcome: &SyncOutcome, trigger: Option<Trigger>) {
+        match trigger {
+            Some(t) => self.saw_own_write(outcome.local, t),
+            None => {
+                self.saw_own_use(outcome.local);
+                if self.config.enabled && self.rebuild_due() {
+                    self.schedule(Trigger::SourceChanged, false, false);
+                }
+            }
+        }
+    }
+
     fn emit(&self, event: CacheEvent) {
         self.debug(|| format!("event {event:?}"));
         if let Some(sink) = &self.events {

@@ -249,6 +249,17 @@ pub enum CacheEvent {
     CorruptionDetected {
         detail: String,
     },
+    /// A sync pass moved the replica forward.
+    RemoteSynced {
+        from_generation: u64,
+        to_generation: u64,
+        rows_applied: u64,
+    },
+    /// The remote could not be reached (or a pass failed); reads go on
+    /// from the replica.
+    RemoteUnavailable {
+        error: String,
+    },
 }
 
 /// The outcome of one cache build.

@@ -50,7 +50,8 @@ pub struct Scheduler {
     done: std::sync::Mutex<Option<std_mpsc::Receiver<()>>>,
 }
 
-fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+/// The package's one runtime: rebuild tasks, and the remote's connections.
+pub(crate) fn runtime() -> Option<&'static tokio::runtime::Runtime> {
     static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -59,6 +60,7 @@ fn runtime() -> Option<&'static tokio::runtime::Runtime> {
                 .max_blocking_threads(4)
                 .thread_name("pattern-cache-bg")
                 .enable_time()
+                .enable_io()
                 .build()
                 .ok()
         })

@@ -102,6 +102,22 @@ impl Database {
         })
     }
 
+    /// Like `write`, for work that cannot be repeated (it consumes a stream):
+    /// only taking the write lock is retried, `f` runs once.
+    pub fn write_once<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer)?;
+        with_busy_retry(|| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))?;
+        let out = f(&conn).and_then(|v| {
+            conn.execute_batch("COMMIT")?;
+            Ok(v)
+        });
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let _ = &mut conn;
+        out
+    }
+
     /// Runs one statement that is a transaction by itself (autocommit), then
     /// `after` on the same connection outside any transaction: for a use,
     /// whose UPDATE is atomic alone, so the write lock is held for just it.

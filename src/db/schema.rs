@@ -70,7 +70,93 @@ fn migrations() -> Vec<String> {
             ));
         }
     }
-    vec![v1, v2_change_log(), v3_usage_log()]
+    vec![v1, v2_change_log(), v3_usage_log(), v4_replica()]
+}
+
+/// v4's trigger statement: as `BUMP`, except while `cache_state.pinned` is
+/// set. A replica applying a remote generation sets it, so every row it
+/// applies is logged at that generation and the local generation ends equal
+/// to the remote one (`remote::replica`).
+const PINNABLE_BUMP: &str = "UPDATE cache_state SET generation = coalesce(pinned, generation + 1), \
+     changed_at = CASE WHEN pinned IS NULL THEN CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) \
+     ELSE changed_at END WHERE singleton = 1;";
+
+/// v4: a database can be a replica of a remote bank (`replica_of` holds the
+/// bank's identity), and its triggers can be pinned to a generation.
+fn v4_replica() -> String {
+    let mut v4 = String::from(
+        "ALTER TABLE cache_state ADD COLUMN pinned INTEGER;
+        CREATE TABLE replica_of (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            source_id BLOB NOT NULL CHECK (length(source_id) = 16)
+        );
+        ",
+    );
+    let log = |table: &str, key: &str, row: &str| {
+        format!(
+            "INSERT INTO {table} ({key}, generation) SELECT {row}.{key}, generation FROM cache_state WHERE singleton = 1 \
+             ON CONFLICT({key}) DO UPDATE SET generation = excluded.generation;"
+        )
+    };
+    let same = CONTENT_COLUMNS
+        .iter()
+        .map(|c| format!("OLD.{c} IS NEW.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let count =
+        |delta: &str| format!("UPDATE cache_state SET pattern_count = pattern_count {delta} 1 WHERE singleton = 1;");
+    let b = PINNABLE_BUMP;
+    let triggers = [
+        (
+            "patterns_ins_generation",
+            "AFTER INSERT ON patterns".to_owned(),
+            format!("{b} {} {}", count("+"), log("pattern_changes", "id", "NEW")),
+        ),
+        (
+            "patterns_upd_generation",
+            format!("AFTER UPDATE ON patterns WHEN NOT ({same})"),
+            format!(
+                "{b} {}{}",
+                log("pattern_changes", "id", "OLD"),
+                log("pattern_changes", "id", "NEW")
+            ),
+        ),
+        (
+            "patterns_use_generation",
+            format!("AFTER UPDATE ON patterns WHEN {same}"),
+            format!("{b} {}", log("usage_changes", "id", "NEW")),
+        ),
+        (
+            "patterns_del_generation",
+            "AFTER DELETE ON patterns".to_owned(),
+            format!("{b} {} {}", count("-"), log("pattern_changes", "id", "OLD")),
+        ),
+        (
+            "agent_configs_ins_generation",
+            "AFTER INSERT ON agent_configs".to_owned(),
+            format!("{b} {}", log("config_changes", "agent_id", "NEW")),
+        ),
+        (
+            "agent_configs_upd_generation",
+            "AFTER UPDATE ON agent_configs".to_owned(),
+            format!(
+                "{b} {}{}",
+                log("config_changes", "agent_id", "OLD"),
+                log("config_changes", "agent_id", "NEW")
+            ),
+        ),
+        (
+            "agent_configs_del_generation",
+            "AFTER DELETE ON agent_configs".to_owned(),
+            format!("{b} {}", log("config_changes", "agent_id", "OLD")),
+        ),
+    ];
+    for (name, when, body) in triggers {
+        v4.push_str(&format!(
+            "DROP TRIGGER {name};\nCREATE TRIGGER {name} {when} BEGIN {body} END;\n"
+        ));
+    }
+    v4
 }
 
 /// Every column but the counters a use changes (`usage_count`,

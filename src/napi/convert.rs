@@ -20,6 +20,15 @@ pub struct JsOpenConfig {
     #[napi(js_name = "fallbackToSQLite")]
     pub fallback_to_sqlite: Option<bool>,
     pub enable_metrics: Option<bool>,
+    pub remote: Option<JsRemoteConfig>,
+}
+
+#[napi(object)]
+pub struct JsRemoteConfig {
+    pub url: String,
+    pub poll_interval: Option<f64>,
+    /// false: poll only, never LISTEN (pgbouncer in transaction mode).
+    pub listen: Option<bool>,
 }
 
 impl JsOpenConfig {
@@ -33,6 +42,9 @@ impl JsOpenConfig {
             background_rebuild: self.background_rebuild,
             fallback_to_sqlite: self.fallback_to_sqlite,
             enable_metrics: self.enable_metrics,
+            remote_poll_interval_ms: self.remote.as_ref().and_then(|r| r.poll_interval),
+            remote_listen: self.remote.as_ref().and_then(|r| r.listen),
+            remote_url: self.remote.map(|r| r.url),
         }
     }
 }
@@ -253,6 +265,30 @@ pub struct JsCacheMetrics {
     /// "cache" or "sqlite": which tier answers reads now.
     pub tier: String,
     pub cache_unavailable_reason: Option<String>,
+    /// With a remote: the replica's state.
+    pub remote: Option<JsRemoteMetrics>,
+}
+
+#[napi(object)]
+pub struct JsRemoteMetrics {
+    /// The remote generation this replica holds.
+    pub generation: f64,
+    /// The newest remote generation seen.
+    pub remote_generation: f64,
+    /// remoteGeneration - generation.
+    pub lag: f64,
+    /// Unix ms of the last completed sync by this instance (0: none yet).
+    pub last_sync_at: f64,
+    pub connected: bool,
+}
+
+/// `syncRemote()`.
+#[napi(object)]
+pub struct JsSyncResult {
+    pub from_generation: f64,
+    pub to_generation: f64,
+    pub rows_applied: f64,
+    pub duration: f64,
 }
 
 impl From<MetricsReport> for JsCacheMetrics {
@@ -275,6 +311,16 @@ impl From<MetricsReport> for JsCacheMetrics {
             }
             .into(),
             cache_unavailable_reason: m.cache_unavailable_reason,
+            remote: m.remote.map(|r| {
+                let remote_generation = r.status.remote_generation.max(r.generation);
+                JsRemoteMetrics {
+                    generation: r.generation as f64,
+                    remote_generation: remote_generation as f64,
+                    lag: (remote_generation - r.generation) as f64,
+                    last_sync_at: r.status.last_sync_at as f64,
+                    connected: r.status.connected,
+                }
+            }),
         }
     }
 }
@@ -290,6 +336,9 @@ pub struct JsCacheEvent {
     pub cache_file_size: Option<f64>,
     pub error: Option<String>,
     pub detail: Option<String>,
+    pub from_generation: Option<f64>,
+    pub to_generation: Option<f64>,
+    pub rows_applied: Option<f64>,
 }
 
 impl From<CacheEvent> for JsCacheEvent {
@@ -302,6 +351,9 @@ impl From<CacheEvent> for JsCacheEvent {
             cache_file_size: None,
             error: None,
             detail: None,
+            from_generation: None,
+            to_generation: None,
+            rows_applied: None,
         };
         match e {
             CacheEvent::RebuildStarted { reason } => {
@@ -329,6 +381,20 @@ impl From<CacheEvent> for JsCacheEvent {
             CacheEvent::CorruptionDetected { detail } => {
                 js.event_type = "corruption_detected".into();
                 js.detail = Some(detail);
+            }
+            CacheEvent::RemoteSynced {
+                from_generation,
+                to_generation,
+                rows_applied,
+            } => {
+                js.event_type = "remote_synced".into();
+                js.from_generation = Some(from_generation as f64);
+                js.to_generation = Some(to_generation as f64);
+                js.rows_applied = Some(rows_applied as f64);
+            }
+            CacheEvent::RemoteUnavailable { error } => {
+                js.event_type = "remote_unavailable".into();
+                js.error = Some(error);
             }
         }
         js

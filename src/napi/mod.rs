@@ -452,6 +452,26 @@ impl NativePatternCache {
         self.run(move |c| c.store_agent_config(&input), unit)
     }
 
+    /// Pulls the remote's changes now; resolves once reads here see them.
+    #[napi(ts_return_type = "Promise<JsSyncResult>")]
+    pub fn sync_remote(&self) -> AsyncTask<Job<(crate::remote::replica::SyncOutcome, f64), JsSyncResult>> {
+        self.run(
+            |c| {
+                let started = std::time::Instant::now();
+                let outcome = c.sync_remote()?;
+                Ok((outcome, started.elapsed().as_secs_f64() * 1e3))
+            },
+            |_, (o, ms)| {
+                Ok(JsSyncResult {
+                    from_generation: o.from_generation as f64,
+                    to_generation: o.to_generation as f64,
+                    rows_applied: o.rows_applied as f64,
+                    duration: ms,
+                })
+            },
+        )
+    }
+
     #[napi(ts_return_type = "Promise<CacheBuildResult>")]
     pub fn rebuild_cache(&self) -> AsyncTask<Job<crate::BuildResult, JsBuildResult>> {
         self.run(|c| c.rebuild(Trigger::Manual), |_, r| Ok(JsBuildResult::from(r)))

@@ -1,0 +1,418 @@
+//! The remote's connection string, TLS and connections.
+//!
+//! libpq's `sslmode` values are all accepted (tokio-postgres knows only
+//! disable/prefer/require, so the verify modes are taken out of the string
+//! and carried by the rustls verifier). The password stays inside the
+//! tokio-postgres config: what this module shows of a remote is `describe`,
+//! host, port, database and user.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::error::{Error, Result};
+
+/// How long a connection attempt may take when the string does not say.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Called with each NOTIFY payload a connection receives.
+pub type OnNotify = Box<dyn Fn(&str) + Send + Sync>;
+
+/// libpq's sslmode, all six.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// A parsed remote: what to connect to and how.
+#[derive(Clone)]
+pub struct Target {
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    mode: TlsMode,
+    description: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Splits `sslmode` and `sslrootcert` out of a URL or key=value string:
+/// (the rest, sslmode, sslrootcert).
+fn take_tls_options(url: &str) -> Result<(String, Option<String>, Option<String>)> {
+    let mut mode = None;
+    let mut root = None;
+    let mut take = |key: &str, value: String| -> bool {
+        match key {
+            "sslmode" => mode = Some(value),
+            "sslrootcert" => root = Some(value),
+            _ => return false,
+        }
+        true
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok((url.to_owned(), None, None));
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !take(k, percent_decode(v)?) {
+                kept.push(pair);
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok((rest, mode, root))
+    } else {
+        let mut kept = Vec::new();
+        for word in url.split_whitespace() {
+            match word.split_once('=') {
+                Some((k, v)) if take(k.trim(), v.trim_matches('\'').to_owned()) => {}
+                _ => kept.push(word),
+            }
+        }
+        Ok((kept.join(" "), mode, root))
+    }
+}
+
+fn percent_decode(v: &str) -> Result<String> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = v
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::InvalidArgument("remote.url has a bad %-escape in its options".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::InvalidArgument("remote.url options are not UTF-8".into()))
+}
+
+impl Target {
+    /// Parses a libpq-style connection string. Errors never repeat the string
+    /// (it may hold a password).
+    pub fn parse(url: &str) -> Result<Target> {
+        let (rest, mode, root) = take_tls_options(url)?;
+        let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| {
+            // tokio-postgres's parse errors name the option, never its value.
+            Error::InvalidArgument(format!("remote.url is not a valid PostgreSQL connection string: {e}"))
+        })?;
+        let mode = match mode.as_deref() {
+            None | Some("prefer") => TlsMode::Prefer,
+            Some("disable") => TlsMode::Disable,
+            Some("allow") => TlsMode::Allow,
+            Some("require") => TlsMode::Require,
+            Some("verify-ca") => TlsMode::VerifyCa,
+            Some("verify-full") => TlsMode::VerifyFull,
+            Some(other) => return Err(Error::InvalidArgument(format!(
+                "remote.url: sslmode must be disable, allow, prefer, require, verify-ca or verify-full, got '{other}'"
+            ))),
+        };
+        config.ssl_mode(match mode {
+            TlsMode::Disable => SslMode::Disable,
+            // allow (plain first, TLS if refused) is rarely what anyone wants; prefer is a superset.
+            TlsMode::Allow | TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.keepalives(true).keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("pattern-cache");
+        }
+        if config.get_hosts().is_empty() {
+            return Err(Error::InvalidArgument("remote.url names no host".into()));
+        }
+        let description = describe(&config);
+        let tls = MakeRustlsConnect::new(client_config(mode, root.as_deref())?);
+        Ok(Target {
+            config,
+            tls,
+            mode,
+            description,
+        })
+    }
+
+    /// host:port/database as user: what errors, events and logs show.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    pub fn tls_mode(&self) -> TlsMode {
+        self.mode
+    }
+
+    /// Connects; the connection's task runs on `rt`, passing notifications
+    /// to `notified` (and ending when the client is dropped).
+    pub async fn connect(&self, notified: Option<OnNotify>) -> Result<Client> {
+        let (client, mut connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| self.unavailable(&e))?;
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            use futures_util::StreamExt;
+            while let Some(Ok(message)) = messages.next().await {
+                if let (tokio_postgres::AsyncMessage::Notification(n), Some(f)) = (&message, &notified) {
+                    f(n.payload());
+                }
+            }
+        });
+        Ok(client)
+    }
+
+    /// Maps a tokio-postgres error: a broken or refused connection is
+    /// `RemoteUnavailable`, anything the server said is `Remote`.
+    pub fn error(&self, e: &tokio_postgres::Error) -> Error {
+        match e.as_db_error() {
+            Some(db) if !is_connection_state(db.code().code()) => Error::Remote(format!(
+                "{} [{}] {}{}",
+                self.description,
+                db.code().code(),
+                db.message(),
+                db.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+            )),
+            _ => self.unavailable(e),
+        }
+    }
+
+    pub fn unavailable(&self, e: &tokio_postgres::Error) -> Error {
+        let cause = std::error::Error::source(e)
+            .map(|s| format!("{e}: {s}"))
+            .unwrap_or_else(|| e.to_string());
+        Error::RemoteUnavailable(format!("{}: {cause}", self.description))
+    }
+}
+
+/// SQLSTATE classes that mean "the server went away or is not ready":
+/// connection exceptions (08), shutdown (57P01-57P03), too many connections.
+fn is_connection_state(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "?".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres {host}:{port}/{} as {}",
+        config.get_dbname().unwrap_or("(default)"),
+        config.get_user().unwrap_or("(default user)")
+    )
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(sslrootcert: Option<&str>) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    match sslrootcert {
+        Some(path) if path != "system" => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| Error::InvalidArgument(format!("remote.url: sslrootcert {path}: {e}")))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| Error::InvalidArgument(format!("remote.url: sslrootcert {path}: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::InvalidArgument(format!("remote.url: sslrootcert {path}: {e}")))?;
+            }
+        }
+        _ => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    Ok(roots)
+}
+
+fn client_config(mode: TlsMode, sslrootcert: Option<&str>) -> Result<rustls::ClientConfig> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match mode {
+        // libpq's require, prefer and allow encrypt without checking whose
+        // certificate it is (unless a root certificate is given).
+        TlsMode::Disable | TlsMode::Allow | TlsMode::Prefer | TlsMode::Require if sslrootcert.is_none() => {
+            Arc::new(Unverified(provider()))
+        }
+        _ => {
+            let roots = roots(sslrootcert)?;
+            if roots.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "remote.url: sslmode {mode:?} needs root certificates and none were found (give sslrootcert)"
+                )));
+            }
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| Error::Internal(format!("TLS setup: {e}")))?;
+            if mode == TlsMode::VerifyFull {
+                webpki
+            } else {
+                Arc::new(ChainOnly(webpki))
+            }
+        }
+    };
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
+/// sslmode=require: the channel is encrypted and the handshake signed, but
+/// the certificate is not checked against any root (as in libpq).
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// sslmode=verify-ca: the chain must lead to a trusted root; the name is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows() {
+        let t = Target::parse("postgres://alice:s3cret-pw@db.example:6543/bank?sslmode=verify-full&sslrootcert=system")
+            .or_else(|_| Target::parse("postgres://alice:s3cret-pw@db.example:6543/bank?sslmode=require"))
+            .unwrap();
+        assert_eq!(t.describe(), "postgres db.example:6543/bank as alice");
+        assert!(!format!("{t:?}").contains("s3cret"));
+        for bad in [
+            "postgres://alice:s3cret-pw@db.example/bank?sslmode=bogus",
+            "postgres://alice:s3cret-pw@db.example/bank?nosuchoption=1",
+            "host=db.example password=s3cret-pw nosuch=1",
+        ] {
+            let e = Target::parse(bad).unwrap_err();
+            assert_eq!(e.code(), "INVALID_ARGUMENT");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn tls_options_are_taken_out() {
+        let (rest, mode, root) =
+            take_tls_options("postgres://u@h/d?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca.pem")
+                .unwrap();
+        assert_eq!(rest, "postgres://u@h/d?application_name=x");
+        assert_eq!(mode.as_deref(), Some("verify-full"));
+        assert_eq!(root.as_deref(), Some("/tmp/ca.pem"));
+        let (rest, mode, _) = take_tls_options("host=h user=u sslmode=require").unwrap();
+        assert_eq!(rest, "host=h user=u");
+        assert_eq!(mode.as_deref(), Some("require"));
+        let t = Target::parse("postgres://u@h/d?sslmode=disable").unwrap();
+        assert_eq!(t.tls_mode(), TlsMode::Disable);
+    }
+}

@@ -1,0 +1,203 @@
+//! One pattern bank across machines: PostgreSQL (or a server speaking its
+//! protocol) as the shared source of truth, this machine's SQLite database
+//! as its replica. Both local tiers keep serving reads from the replica
+//! exactly as without a remote; reads never wait on the network.
+//!
+//! * `connect`: the connection string, TLS (rustls), connections; the
+//!   password never leaves tokio-postgres's config.
+//! * `schema`: the remote tables and their migrations.
+//! * `writes`: one remote transaction per write, advancing the generation.
+//! * `rows`: remote rows validated like local writes.
+//! * `replica`: sync passes that apply remote generations locally.
+//! * `syncer`: the background thread (one per machine) that LISTENs, polls
+//!   and reconnects.
+
+pub mod connect;
+pub mod replica;
+pub mod rows;
+pub mod schema;
+pub mod syncer;
+pub mod writes;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio_postgres::Client;
+
+use crate::db::Database;
+use crate::error::{Error, Result};
+use connect::Target;
+use replica::SyncOutcome;
+use writes::Write;
+
+/// The longest a write or a page of a sync may take before the remote is
+/// taken for unavailable.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `remote` of `PatternCache.open`.
+#[derive(Clone, PartialEq)]
+pub struct RemoteConfig {
+    pub url: String,
+    pub poll_interval: Duration,
+    /// LISTEN for notifications (off for pgbouncer in transaction mode).
+    pub listen: bool,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("url", &"(redacted)")
+            .field("poll_interval", &self.poll_interval)
+            .field("listen", &self.listen)
+            .finish()
+    }
+}
+
+/// What `getMetrics().remote` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteStatus {
+    /// The newest remote generation this instance has seen.
+    pub remote_generation: u64,
+    /// Unix ms of the last pass that completed here (0: none yet).
+    pub last_sync_at: i64,
+    pub connected: bool,
+}
+
+/// This instance's side of the remote.
+pub struct Remote {
+    target: Target,
+    pub config: RemoteConfig,
+    db_path: PathBuf,
+    /// The connection for writes and `syncRemote`, opened at first use and
+    /// again after it breaks.
+    client: Mutex<Option<Arc<Client>>>,
+    remote_generation: AtomicU64,
+    last_sync_at: AtomicI64,
+    connected: AtomicBool,
+}
+
+pub(crate) fn runtime() -> Result<&'static Runtime> {
+    crate::scheduler::runtime().ok_or_else(|| Error::Internal("no tokio runtime could be started".into()))
+}
+
+impl Remote {
+    pub fn new(config: RemoteConfig, db_path: &Path) -> Result<Remote> {
+        Ok(Remote {
+            target: Target::parse(&config.url)?,
+            config,
+            db_path: db_path.to_owned(),
+            client: Mutex::new(None),
+            remote_generation: AtomicU64::new(0),
+            last_sync_at: AtomicI64::new(0),
+            connected: AtomicBool::new(false),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    pub fn status(&self) -> RemoteStatus {
+        RemoteStatus {
+            remote_generation: self.remote_generation.load(Ordering::Relaxed),
+            last_sync_at: self.last_sync_at.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Notes a generation the remote has reached (from a write, a pass or a notification).
+    pub fn saw_generation(&self, generation: u64) {
+        self.remote_generation.fetch_max(generation, Ordering::Relaxed);
+    }
+
+    pub fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+    }
+
+    pub fn synced(&self, outcome: &SyncOutcome) {
+        self.saw_generation(outcome.to_generation);
+        self.last_sync_at.store(crate::loader::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Connects, makes sure the remote schema is this release's (migrating
+    /// it when allowed) and that this database can replicate that bank.
+    pub async fn connect_checked(&self, db: &Database, notified: Option<connect::OnNotify>) -> Result<Client> {
+        let client = self.target.connect(notified).await?;
+        schema::ensure(&client, &self.target, true).await?;
+        let state = replica::read_state(&client, &self.target).await?;
+        let local = db.read(replica::local_replica)?;
+        replica::check_pairing(&local, &state, &self.target)?;
+        self.saw_generation(state.generation as u64);
+        Ok(client)
+    }
+
+    /// Runs `f` with the write connection, connecting first when needed; a
+    /// broken connection is dropped (the next call reconnects).
+    fn with_client<T>(&self, db: &Database, f: impl FnOnce(&Runtime, &Client) -> Result<T>) -> Result<T> {
+        let rt = runtime()?;
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|c| c.is_closed()) {
+            *slot = None;
+        }
+        let client = match slot.as_ref() {
+            Some(c) => Arc::clone(c),
+            None => {
+                let c = Arc::new(rt.block_on(timed(&self.target, self.connect_checked(db, None)))?);
+                *slot = Some(Arc::clone(&c));
+                c
+            }
+        };
+        let out = f(rt, &client);
+        if matches!(out, Err(Error::RemoteUnavailable(_))) || client.is_closed() {
+            *slot = None;
+        }
+        self.set_connected(slot.is_some());
+        out
+    }
+
+    /// One write on the remote, then on the replica (the writer reads it at
+    /// once). `Ok(None)`: the write changed nothing.
+    pub fn write(&self, db: &Database, write: Write<'_>) -> Result<Option<SyncOutcome>> {
+        self.with_client(db, |rt, client| {
+            let Some(committed) = rt.block_on(timed(&self.target, writes::commit(client, &self.target, write)))? else {
+                return Ok(None);
+            };
+            self.saw_generation(committed.state.generation as u64);
+            let _pass = replica::lock_passes(&self.db_path)?;
+            let outcome = replica::apply_own_write(rt, client, &self.target, db, &committed.state, &committed.changes)?;
+            self.synced(&outcome);
+            Ok(Some(outcome))
+        })
+    }
+
+    /// `syncRemote()`: one pass now.
+    pub fn sync(&self, db: &Database) -> Result<SyncOutcome> {
+        self.with_client(db, |rt, client| self.pass(rt, client, db))
+    }
+
+    /// One pass with `client`, under the machine's pass lock.
+    pub fn pass(&self, rt: &Runtime, client: &Client, db: &Database) -> Result<SyncOutcome> {
+        let _pass = replica::lock_passes(&self.db_path)?;
+        let outcome = replica::pull(rt, client, &self.target, db)?;
+        self.synced(&outcome);
+        Ok(outcome)
+    }
+}
+
+/// `fut`, or `RemoteUnavailable` once `STATEMENT_TIMEOUT` has passed.
+async fn timed<T>(target: &Target, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(STATEMENT_TIMEOUT, fut).await.unwrap_or_else(|_| {
+        Err(Error::RemoteUnavailable(format!(
+            "{}: no answer within {} s",
+            target.describe(),
+            STATEMENT_TIMEOUT.as_secs()
+        )))
+    })
+}

@@ -1,0 +1,340 @@
+//! The local SQLite database as a replica of the remote.
+//!
+//! A sync pass, under the machine's sync lock (`<db>.sync-lock`, an
+//! exclusive `flock`, so one pass at a time on a machine):
+//! 1. opens one REPEATABLE READ snapshot on the remote and reads its
+//!    generation R;
+//! 2. pulls the pattern and config rows newer than the replica's generation
+//!    G, in keyset pages of (generation, key), tombstones included;
+//! 3. applies them in one local transaction with the triggers pinned to R,
+//!    so every change is logged at R and the local generation ends at R.
+//!
+//! The replica therefore only ever holds exact remote generations (a reader
+//! sees G or R, never between), its generation is the remote's, and a pass
+//! killed halfway leaves G untouched (SQLite rolls the transaction back).
+//! The header fields a cache file takes from the database (generation, time
+//! of the last change, source identity) all come from the remote, so every
+//! replica at R builds the same bytes.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::runtime::Runtime;
+use tokio_postgres::Client;
+
+use super::connect::Target;
+use super::rows::{self, Change};
+use super::schema::SCHEMA;
+use crate::db::{queries, Database, Generation};
+use crate::error::{Error, Result};
+
+/// Rows per pulled page.
+const PAGE_ROWS: i64 = 1000;
+
+/// The remote's state row, as one snapshot saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteState {
+    pub generation: i64,
+    pub changed_at: i64,
+    pub source_id: [u8; 16],
+}
+
+/// What a sync pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncOutcome {
+    pub from_generation: u64,
+    pub to_generation: u64,
+    pub rows_applied: u64,
+    /// The local database after the pass.
+    pub local: Generation,
+}
+
+/// The replica side of the local database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalReplica {
+    /// The bank this database replicates (`None`: not bound yet).
+    pub bound_to: Option<[u8; 16]>,
+    pub generation: u64,
+    pub holds_data: bool,
+}
+
+pub fn local_replica(conn: &Connection) -> Result<LocalReplica> {
+    let bound_to: Option<Vec<u8>> = conn
+        .query_row("SELECT source_id FROM replica_of WHERE singleton = 1", [], |r| r.get(0))
+        .optional()?;
+    let generation = queries::generation(conn)?.generation;
+    let holds_data: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM patterns) OR EXISTS (SELECT 1 FROM agent_configs)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(LocalReplica {
+        bound_to: bound_to.and_then(|b| b.try_into().ok()),
+        generation,
+        holds_data,
+    })
+}
+
+/// Whether this database replicates a remote bank (its writes must go there).
+pub fn is_replica(conn: &Connection) -> Result<bool> {
+    Ok(local_replica(conn)?.bound_to.is_some())
+}
+
+/// Checks that `local` can replicate `remote`: bound to it, or not bound
+/// and empty (it binds at its first pass).
+pub fn check_pairing(local: &LocalReplica, remote: &RemoteState, target: &Target) -> Result<()> {
+    match local.bound_to {
+        Some(id) if id == remote.source_id => {
+            if (remote.generation as u64) < local.generation {
+                return Err(Error::RemoteMismatch(format!(
+                    "{} is at generation {}, behind this replica's {}: was it restored from a backup? \
+                     Start the replica from an empty database",
+                    target.describe(),
+                    remote.generation,
+                    local.generation
+                )));
+            }
+            Ok(())
+        }
+        Some(_) => Err(Error::RemoteMismatch(format!(
+            "this database is a replica of another bank than {}; use another dbPath",
+            target.describe()
+        ))),
+        None if local.holds_data => Err(Error::RemoteMismatch(format!(
+            "this database holds patterns that did not come from {}; a replica starts empty \
+             (move them over with `pattern-cache export` and `pattern-cache import --remote`)",
+            target.describe()
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
+    let row = client
+        .query_one(
+            &format!("SELECT generation, changed_at, source_id FROM {SCHEMA}.state WHERE singleton"),
+            &[],
+        )
+        .await
+        .map_err(|e| target.error(&e))?;
+    let source: Vec<u8> = row.get(2);
+    Ok(RemoteState {
+        generation: row.get(0),
+        changed_at: row.get(1),
+        source_id: source
+            .try_into()
+            .map_err(|_| Error::RemoteMismatch(format!("{}: state.source_id is not 16 bytes", target.describe())))?,
+    })
+}
+
+/// The machine-wide lock one sync pass holds (released when dropped).
+pub fn lock_passes(db_path: &Path) -> Result<File> {
+    let mut name = db_path.as_os_str().to_owned();
+    name.push(".sync-lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| Error::io(format!("opening {}", Path::new(&name).display()), e))?;
+    file.lock()
+        .map_err(|e| Error::io(format!("locking {}", Path::new(&name).display()), e))?;
+    Ok(file)
+}
+
+/// Applies validated changes inside the caller's transaction. `dim` is the
+/// embedding dimension the replica holds (updated as rows come).
+fn apply(conn: &Connection, changes: &[(i64, Change)], dim: &mut Option<usize>) -> Result<()> {
+    for (generation, change) in changes {
+        match change {
+            Change::Pattern(p) => {
+                if dim.is_some_and(|d| d != p.embedding.len()) {
+                    // Deletes earlier in the pass may have emptied the other dimension.
+                    *dim = dimension_besides(conn, &p.id)?;
+                    if let Some(d) = dim.filter(|&d| d != p.embedding.len()) {
+                        return Err(Error::RemoteInvalidRow {
+                            table: "pattern_cache.patterns",
+                            key: p.id.clone(),
+                            generation: *generation,
+                            reason: format!(
+                                "embedding has {} dimensions; the bank holds {d}-dimensional embeddings",
+                                p.embedding.len()
+                            ),
+                        });
+                    }
+                }
+                *dim = Some(p.embedding.len());
+                queries::upsert_patterns(conn, std::slice::from_ref(&(p.clone(), false)))?;
+            }
+            Change::PatternDeleted(id) => {
+                queries::delete_pattern(conn, id)?;
+            }
+            Change::Config(c) => queries::upsert_config(conn, c)?,
+            Change::ConfigDeleted(id) => {
+                queries::delete_config(conn, id)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dimension_besides(conn: &Connection, id: &str) -> Result<Option<usize>> {
+    let len: Option<i64> = conn
+        .query_row(
+            "SELECT length(embedding) FROM patterns WHERE id <> ?1 LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(len.map(|l| l as usize / 4))
+}
+
+/// Pins the triggers to `to` (binding the database to the bank first when
+/// it is not yet), runs `body`, then sets the generation and time to the
+/// remote's.
+fn in_pinned_transaction(
+    db: &Database,
+    local: &LocalReplica,
+    remote: &RemoteState,
+    body: impl FnOnce(&Connection) -> Result<u64>,
+) -> Result<(u64, Generation)> {
+    db.write_once(|conn| {
+        if local.bound_to.is_none() {
+            conn.execute(
+                "INSERT INTO replica_of (singleton, source_id) VALUES (1, ?1)",
+                [&remote.source_id[..]],
+            )?;
+            // Files and logs of the database's life before are of another source now.
+            conn.execute_batch("DELETE FROM pattern_changes; DELETE FROM usage_changes; DELETE FROM config_changes;")?;
+            conn.execute(
+                "UPDATE cache_state SET source_id = ?1, log_floor = 0 WHERE singleton = 1",
+                [&remote.source_id[..]],
+            )?;
+        }
+        conn.execute(
+            "UPDATE cache_state SET pinned = ?1 WHERE singleton = 1",
+            [remote.generation],
+        )?;
+        let applied = body(conn)?;
+        conn.execute(
+            "UPDATE cache_state SET pinned = NULL, generation = ?1, changed_at = ?2 WHERE singleton = 1",
+            params![remote.generation, remote.changed_at],
+        )?;
+        Ok((applied, queries::generation(conn)?))
+    })
+}
+
+/// One pass: brings the replica to the remote's newest generation. The
+/// caller holds `lock_passes`.
+pub fn pull(rt: &Runtime, client: &Client, target: &Target, db: &Database) -> Result<SyncOutcome> {
+    let local = db.read(local_replica)?;
+    rt.block_on(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        .map_err(|e| target.error(&e))?;
+    let outcome = pull_in_snapshot(rt, client, target, db, &local);
+    // A read-only snapshot has nothing to commit; end it either way.
+    let ended = rt.block_on(client.batch_execute(if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" }));
+    let outcome = outcome?;
+    ended.map_err(|e| target.error(&e))?;
+    Ok(outcome)
+}
+
+fn pull_in_snapshot(
+    rt: &Runtime,
+    client: &Client,
+    target: &Target,
+    db: &Database,
+    local: &LocalReplica,
+) -> Result<SyncOutcome> {
+    let remote = rt.block_on(read_state(client, target))?;
+    check_pairing(local, &remote, target)?;
+    let since = if local.bound_to.is_some() {
+        local.generation as i64
+    } else {
+        0
+    };
+    if local.bound_to.is_some() && remote.generation == since {
+        return Ok(SyncOutcome {
+            from_generation: local.generation,
+            to_generation: local.generation,
+            rows_applied: 0,
+            local: db.generation()?,
+        });
+    }
+    let patterns_sql = rows::changed_patterns_sql(PAGE_ROWS);
+    let configs_sql = rows::changed_configs_sql(PAGE_ROWS);
+    let (applied, generation) = in_pinned_transaction(db, local, &remote, |conn| {
+        let mut dim = queries::embedding_dim(conn)?;
+        let mut applied = 0u64;
+        for (sql, convert) in [
+            (
+                &patterns_sql,
+                rows::pattern as fn(&tokio_postgres::Row) -> Result<Change>,
+            ),
+            (&configs_sql, rows::config),
+        ] {
+            let mut after = (since, String::new());
+            loop {
+                let page = rt
+                    .block_on(client.query(sql.as_str(), &[&since, &after.0, &after.1]))
+                    .map_err(|e| target.error(&e))?;
+                let Some(last) = page.last() else { break };
+                after = (last.get(1), last.get(0));
+                let changes = page
+                    .iter()
+                    .map(|row| Ok((row.get::<_, i64>(1), convert(row)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some(&(g, _)) = changes.iter().find(|(g, _)| *g > remote.generation) {
+                    return Err(Error::RemoteMismatch(format!(
+                        "{}: a row carries generation {g}, past the bank's {}",
+                        target.describe(),
+                        remote.generation
+                    )));
+                }
+                apply(conn, &changes, &mut dim)?;
+                applied += changes.len() as u64;
+                crate::faults::hit(crate::faults::Step::ReplicaPage)
+                    .map_err(|e| Error::io("applying a page of remote rows", e))?;
+                if (page.len() as i64) < PAGE_ROWS {
+                    break;
+                }
+            }
+        }
+        Ok(applied)
+    })?;
+    Ok(SyncOutcome {
+        from_generation: local.generation,
+        to_generation: remote.generation as u64,
+        rows_applied: applied,
+        local: generation,
+    })
+}
+
+/// After this machine's own write committed remotely as `generation` with
+/// `changes`: when the replica is right behind it, applies those rows
+/// (no pull); otherwise pulls. The caller holds `lock_passes`.
+pub fn apply_own_write(
+    rt: &Runtime,
+    client: &Client,
+    target: &Target,
+    db: &Database,
+    remote: &RemoteState,
+    changes: &[(i64, Change)],
+) -> Result<SyncOutcome> {
+    let local = db.read(local_replica)?;
+    let next = local.generation + 1 == remote.generation as u64;
+    if local.bound_to != Some(remote.source_id) || !next {
+        return pull(rt, client, target, db);
+    }
+    let (applied, generation) = in_pinned_transaction(db, &local, remote, |conn| {
+        let mut dim = queries::embedding_dim(conn)?;
+        apply(conn, changes, &mut dim)?;
+        Ok(changes.len() as u64)
+    })?;
+    Ok(SyncOutcome {
+        from_generation: local.generation,
+        to_generation: remote.generation as u64,
+        rows_applied: applied,
+        local: generation,
+    })
+}
