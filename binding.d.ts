@@ -58,6 +58,8 @@ export declare class NativePatternCache {
   deletePattern(id: string): Promise<boolean>
   loadAgentConfig(agentId: string): Promise<AgentConfigEntry | null>
   storeAgentConfig(config: JsAgentConfig): Promise<void>
+  /** Pulls the remote's changes now; resolves once reads here see them. */
+  syncRemote(): Promise<JsSyncResult>
   rebuildCache(): Promise<CacheBuildResult>
   markStale(trigger: string, requiresRebuild: boolean): void
   getMetrics(): JsCacheMetrics
@@ -97,6 +99,9 @@ export interface JsCacheEvent {
   cacheFileSize?: number
   error?: string
   detail?: string
+  fromGeneration?: number
+  toGeneration?: number
+  rowsApplied?: number
 }
 
 export interface JsCacheMetrics {
@@ -113,6 +118,8 @@ export interface JsCacheMetrics {
   /** "cache" or "sqlite": which tier answers reads now. */
   tier: string
   cacheUnavailableReason?: string
+  /** With a remote: the replica's state. */
+  remote?: JsRemoteMetrics
 }
 
 /** `inspect()`: the cache file and database as they are on disk now. */
@@ -146,6 +153,7 @@ export interface JsOpenConfig {
   backgroundRebuild?: boolean
   fallbackToSQLite?: boolean
   enableMetrics?: boolean
+  remote?: JsRemoteConfig
 }
 
 export interface JsPatternFilter {
@@ -165,6 +173,25 @@ export interface JsPatternStats {
   agentConfigCount: number
 }
 
+export interface JsRemoteConfig {
+  url: string
+  pollInterval?: number
+  /** false: poll only, never LISTEN (pgbouncer in transaction mode). */
+  listen?: boolean
+}
+
+export interface JsRemoteMetrics {
+  /** The remote generation this replica holds. */
+  generation: number
+  /** The newest remote generation seen. */
+  remoteGeneration: number
+  /** remoteGeneration - generation. */
+  lag: number
+  /** Unix ms of the last completed sync by this instance (0: none yet). */
+  lastSyncAt: number
+  connected: boolean
+}
+
 /** `searchSimilar`'s options; index.js has checked their types. */
 export interface JsSearchOptions {
   k?: number
@@ -175,6 +202,14 @@ export interface JsSearchOptions {
   metric?: string
   useMMR?: boolean
   mmrLambda?: number
+}
+
+/** `syncRemote()`. */
+export interface JsSyncResult {
+  fromGeneration: number
+  toGeneration: number
+  rowsApplied: number
+  duration: number
 }
 
 /**

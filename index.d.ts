@@ -86,11 +86,58 @@ export type CacheEvent =
   | { type: 'rebuild_failed'; error: string }
   | { type: 'fallback'; reason: string }
   | { type: 'corruption_detected'; detail: string }
+  /** With `remote`: a sync pass moved this replica forward. */
+  | { type: 'remote_synced'; fromGeneration: number; toGeneration: number; rowsApplied: number }
+  /** With `remote`: the remote could not be reached, or a pass failed (`error` starts with its code); reads go on from the replica. */
+  | { type: 'remote_unavailable'; error: string }
+
+/**
+ * `remote`: a shared PostgreSQL database (or a server speaking its protocol and SQL) that many
+ * machines use as their one source of truth (README, "A shared bank"; docs/REMOTE.md).
+ */
+export interface RemoteConfig {
+  /**
+   * libpq-style connection string, e.g. 'postgres://user:pass@host:5432/patterns?sslmode=verify-full'.
+   * sslmode: disable, allow, prefer (default), require, verify-ca, verify-full (TLS by rustls; no libpq);
+   * sslrootcert: a PEM file of roots, or 'system' (the default for the verify modes).
+   * The password never appears in errors, events, metrics or logs.
+   */
+  url: string
+  /** Longest time (ms) between two looks at the remote for changes when no notification comes. Default 5000. */
+  pollInterval?: number
+  /** false: never LISTEN, poll only (for pgbouncer in transaction mode and engines without NOTIFY). Default true. */
+  listen?: boolean
+}
+
+/** What `syncRemote()` did. */
+export interface SyncResult {
+  /** The remote generation this replica held before the sync, and holds now. */
+  fromGeneration: number
+  toGeneration: number
+  /** Pattern and config rows applied (upserts and deletes). */
+  rowsApplied: number
+  /** ms */
+  duration: number
+}
+
+/** `getMetrics().remote`. */
+export interface RemoteMetrics {
+  /** The remote generation this replica holds. */
+  generation: number
+  /** The newest remote generation this instance has seen (from its writes, syncs and notifications). */
+  remoteGeneration: number
+  /** remoteGeneration - generation. */
+  lag: number
+  /** Unix ms of the last sync this instance completed; 0 when none yet. */
+  lastSyncAt: number
+  /** Whether this instance's connection to the remote is up. */
+  connected: boolean
+}
 
 export interface PatternCacheConfig {
   /** SQLite database, the source of truth. Default `.pattern-cache/patterns.db` under the current directory. */
   dbPath?: string
-  /** MessagePack cache file (tier 1), derived from the database. Default `patterns.v1.pcache` beside the database. */
+  /** MessagePack cache file (tier 1), derived from the database. Default `patterns.v2.pcache` beside the database. */
   cachePath?: string
   /** false: serve from SQLite only; no cache file is read or written. Default true. */
   enabled?: boolean
@@ -105,7 +152,15 @@ export interface PatternCacheConfig {
   /** Default true. When false, the counters in getMetrics() stay 0. */
   enableMetrics?: boolean
   /** Called for every CacheEvent. Never keeps the process alive. A listener that throws is reported with process.emitWarning. */
-  onEvent?: (event: CacheEvent) => void
+  // Method syntax on purpose: the CacheEvent union grows (the remote's events), and a listener
+  // written against an older union must still be accepted.
+  onEvent?(event: CacheEvent): void
+  /**
+   * A shared bank: every write goes to this PostgreSQL database in one transaction and resolves
+   * once this machine's SQLite database (then its replica) has it; reads are served locally as
+   * without a remote and never wait on the network. @see RemoteConfig
+   */
+  remote?: RemoteConfig
 }
 
 export interface CacheMetrics {
@@ -128,6 +183,8 @@ export interface CacheMetrics {
   tier: 'cache' | 'sqlite'
   /** Why the cache file is not answering reads, when it is not. */
   cacheUnavailableReason?: string
+  /** With `remote` only. */
+  remote?: RemoteMetrics
 }
 
 export interface CacheBuildResult {
@@ -201,6 +258,10 @@ export type ErrorCode =
   | 'CACHE_CORRUPT'
   | 'CACHE_INCOMPATIBLE'
   | 'CACHE_UNAVAILABLE'
+  | 'REMOTE_UNAVAILABLE'
+  | 'REMOTE_ERROR'
+  | 'REMOTE_INVALID_ROW'
+  | 'REMOTE_MISMATCH'
   | 'INTERNAL'
 
 /** How `searchSimilar` compares embeddings. */
@@ -367,6 +428,13 @@ export declare class PatternCache {
   markStale(event: CacheInvalidation): void
   /** Rebuilds the cache file from SQLite off the JavaScript thread and swaps it in. A failed build resolves with `success: false`. */
   rebuildCache(): Promise<CacheBuildResult>
+  /**
+   * With `remote`: pulls the remote's changes into this replica now and resolves once reads here see them.
+   * @throws REMOTE_UNAVAILABLE when the remote cannot be reached (nothing changes locally; reads go on from the replica),
+   * REMOTE_INVALID_ROW when a remote row fails validation (the replica stays at its last good generation),
+   * REMOTE_MISMATCH, REMOTE_ERROR, INVALID_ARGUMENT without `remote`, CLOSED
+   */
+  syncRemote(): Promise<SyncResult>
   /** @throws CLOSED */
   getMetrics(): CacheMetrics
 

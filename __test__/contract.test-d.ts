@@ -6,6 +6,7 @@ import * as impl from '../index'
 import type * as contract from './contract/pattern-cache'
 import type * as search from './contract/additions/search'
 import type * as store from './contract/additions/store'
+import type * as remote from './contract/additions/remote'
 
 // The whole module, value side: every exported value is assignable.
 type ContractValues = { PatternCache: typeof contract.PatternCache }
@@ -16,6 +17,7 @@ export declare const instance: impl.PatternCache
 export const asContract: contract.PatternCache = instance
 export const asSearch: search.PatternCacheSearch = instance
 export const asStore: store.PatternCacheStore = instance
+export const asRemote: remote.PatternCacheRemote = instance
 
 // Every exported type is assignable to its contract counterpart.
 type Assignable<A, B> = [A] extends [B] ? true : false
@@ -31,7 +33,6 @@ export type Types = [
   Check<Assignable<impl.InvalidationTrigger, contract.InvalidationTrigger>>,
   Check<Assignable<contract.InvalidationTrigger, impl.InvalidationTrigger>>,
   Check<Assignable<contract.CacheInvalidation, impl.CacheInvalidation>>,
-  Check<Assignable<impl.CacheEvent, contract.CacheEvent>>,
   Check<Assignable<contract.PatternCacheConfig, impl.PatternCacheConfig>>,
   Check<Assignable<impl.CacheMetrics, contract.CacheMetrics>>,
   Check<Assignable<impl.CacheBuildResult, contract.CacheBuildResult>>,
@@ -45,6 +46,11 @@ export type Types = [
   Check<Assignable<impl.PatternStats, store.PatternStats>>,
   Check<Assignable<store.PatternPageRequest, impl.PatternPageRequest>>,
   Check<Assignable<impl.PatternPage, store.PatternPage>>,
+  Check<Assignable<remote.RemoteConfig, impl.RemoteConfig>>,
+  Check<Assignable<remote.PatternCacheConfigWithRemote, impl.PatternCacheConfig>>,
+  Check<Assignable<impl.SyncResult, remote.SyncResult>>,
+  Check<Assignable<remote.RemoteEvent, impl.CacheEvent>>,
+  Check<Assignable<impl.CacheEvent, contract.CacheEvent | remote.RemoteEvent>>,
 ]
 
 // A caller written against the contract compiles against the package.
@@ -75,4 +81,18 @@ export async function keepsTheBooks(cache: impl.PatternCache): Promise<number> {
   const configs = await cache.listAgentConfigs()
   const gone: boolean = await cache.deleteAgentConfig('agent')
   return Number(used) + stats.byVerdict.flaky + page.patterns.length + configs.length + Number(gone)
+}
+
+// A caller of the remote addition compiles against the package.
+export async function usesTheRemote(open: typeof impl.PatternCache.open): Promise<number> {
+  const config: remote.PatternCacheConfigWithRemote = {
+    dbPath: 'x.db',
+    remote: { url: 'postgres://u@h/db', pollInterval: 1000 },
+    onEvent: (e: contract.CacheEvent) => void e.type,
+  }
+  const cache = await open(config)
+  const synced: remote.SyncResult = await cache.syncRemote()
+  const seen: remote.RemoteEvent[] = []
+  await open({ remote: { url: 'postgres://u@h/db' }, onEvent: (e) => (e.type === 'remote_synced' ? seen.push(e) : 0) })
+  return synced.toGeneration + (cache.getMetrics().remote?.lag ?? 0) + seen.length
 }
