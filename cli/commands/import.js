@@ -5,6 +5,7 @@ const fs = require('node:fs')
 const { EXIT, CliError } = require('../lib/errors.js')
 const { num, duration } = require('../lib/output.js')
 const { paths, withCache } = require('../lib/store.js')
+const { remoteUrl } = require('./remote.js')
 const { parseRecord } = require('../lib/records.js')
 
 /** Lines per storePatterns() call, each one transaction. */
@@ -12,7 +13,7 @@ const IMPORT_BATCH = 1000
 
 const summary = 'store the patterns and agent configs of a JSONL file'
 const args = '<file.jsonl>'
-const options = []
+const options = ['remote']
 const help = `Reads a JSONL file ('-' for stdin) line by line, one record per line as
 \`export\` writes them, blank lines skipped:
 
@@ -31,7 +32,12 @@ A bad line (not JSON, not an object, an unknown kind, or a pattern or config
 that fails validation) stops the import with its line number and exit code 3:
 nothing of its batch is written; the batches (and configs) before it stay
 stored. The cache file is left to be rebuilt (readers do it in the
-background, or run \`pattern-cache rebuild\`).`
+background, or run \`pattern-cache rebuild\`).
+
+  --remote          store through the shared bank named by the environment
+                    variable PATTERN_CACHE_REMOTE_URL (each batch one remote
+                    transaction; --db is then that machine's replica): how a
+                    local database's patterns move into a shared bank.`
 
 /** The batch line an error is about: patterns[i] in the message, else the id it names. */
 function lineOfError(e, batch) {
@@ -84,7 +90,8 @@ async function run(values, out, positionals) {
     err.detail = { line, imported, agentConfigs: configs }
     return err
   }
-  const result = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false }, async (c) => {
+  const remote = values.remote ? { url: remoteUrl() } : undefined
+  const result = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false, remote }, async (c) => {
     /** @type {{ line: number, pattern: any }[]} */
     let batch = []
     const flush = async () => {

@@ -13,4 +13,5 @@ module.exports = {
   search: require('./search.js'),
   import: require('./import.js'),
   export: require('./export.js'),
+  remote: require('./remote.js'),
 }

@@ -28,6 +28,7 @@ const OPTIONS = {
   threshold: { type: 'string' },
   // --mmr takes an optional value (its lambda), which parseArgs cannot express: normalizeArgs() lifts it out first.
   mmr: { type: 'boolean' },
+  remote: { type: 'boolean' },
 }
 /** The options every command takes. */
 const GLOBAL = ['db', 'cache', 'json', 'help', 'version']

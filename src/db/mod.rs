@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra attempts at `BEGIN IMMEDIATE` after SQLITE_BUSY, with backoff.
 const WRITE_RETRIES: u32 = 8;
+/// SQLite's default automatic checkpoint threshold (WAL pages).
+const AUTOCHECKPOINT_PAGES: i64 = 1000;
 /// Idle read connections kept for reuse.
 const READ_POOL_MAX: usize = 4;
 
@@ -102,19 +104,39 @@ impl Database {
         })
     }
 
-    /// Like `write`, for work that cannot be repeated (it consumes a stream):
-    /// only taking the write lock is retried, `f` runs once.
-    pub fn write_once<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let mut conn = lock(&self.writer)?;
-        with_busy_retry(|| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))?;
-        let out = f(&conn).and_then(|v| {
+    /// Like `write`, for work that cannot be repeated (it consumes a
+    /// stream): only taking the write lock is retried, `f` runs once. With
+    /// `big`, the checkpoint that would copy its pages from the WAL into the
+    /// database runs afterwards on a thread of its own, not before this returns.
+    pub fn write_once<T>(&self, big: bool, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = lock(&self.writer)?;
+        if big {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        let out = with_busy_retry(|| Ok(conn.execute_batch("BEGIN IMMEDIATE")?)).and_then(|()| {
+            let v = f(&conn)?;
             conn.execute_batch("COMMIT")?;
             Ok(v)
         });
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
-        let _ = &mut conn;
+        if !big {
+            return out;
+        }
+        let _ = conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES);
+        drop(conn);
+        if out.is_ok() {
+            let path = self.path.clone();
+            // Best effort: any later commit's automatic checkpoint does the same.
+            let _ = std::thread::Builder::new()
+                .name("pattern-cache-checkpoint".into())
+                .spawn(move || {
+                    if let Ok(c) = open_connection(&path) {
+                        let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
+                });
+        }
         out
     }
 

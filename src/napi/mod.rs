@@ -525,6 +525,25 @@ impl NativePatternCache {
     }
 }
 
+/// `pattern-cache remote migrate`: creates or migrates the remote schema;
+/// resolves with the version found and the version now.
+#[napi(ts_return_type = "Promise<number[]>")]
+pub fn remote_migrate(url: String) -> AsyncTask<Job<(i64, i64), Vec<f64>>> {
+    job(
+        move || crate::remote::migrate(&url),
+        |_, (a, b)| Ok(vec![a as f64, b as f64]),
+    )
+}
+
+/// `pattern-cache remote status`: resolves with [schema version, generation].
+#[napi(ts_return_type = "Promise<number[]>")]
+pub fn remote_probe(url: String) -> AsyncTask<Job<(i64, u64), Vec<f64>>> {
+    job(
+        move || crate::remote::probe(&url),
+        |_, (a, b)| Ok(vec![a as f64, b as f64]),
+    )
+}
+
 /// Test builds only (feature `fault-injection`): make a step fail with an OS
 /// error number, or panic when `errno` is absent; `step` "none" heals.
 #[cfg(feature = "fault-injection")]

@@ -132,9 +132,11 @@ impl Target {
             Some("require") => TlsMode::Require,
             Some("verify-ca") => TlsMode::VerifyCa,
             Some("verify-full") => TlsMode::VerifyFull,
-            Some(other) => return Err(Error::InvalidArgument(format!(
+            Some(other) => {
+                return Err(Error::InvalidArgument(format!(
                 "remote.url: sslmode must be disable, allow, prefer, require, verify-ca or verify-full, got '{other}'"
-            ))),
+            )))
+            }
         };
         config.ssl_mode(match mode {
             TlsMode::Disable => SslMode::Disable,

@@ -191,6 +191,31 @@ impl Remote {
     }
 }
 
+/// `pattern-cache remote migrate`: brings the remote schema to this
+/// release's version. Returns (version found, version now).
+pub fn migrate(url: &str) -> Result<(i64, i64)> {
+    let target = Target::parse(url)?;
+    let rt = runtime()?;
+    rt.block_on(timed(&target, async {
+        let client = target.connect(None).await?;
+        let found = schema::ensure(&client, &target, true).await?;
+        Ok((found, schema::latest_version()))
+    }))
+}
+
+/// `pattern-cache remote status`: the remote's schema version and
+/// generation, read without changing anything.
+pub fn probe(url: &str) -> Result<(i64, u64)> {
+    let target = Target::parse(url)?;
+    let rt = runtime()?;
+    rt.block_on(timed(&target, async {
+        let client = target.connect(None).await?;
+        let version = schema::ensure(&client, &target, false).await?;
+        let state = replica::read_state(&client, &target).await?;
+        Ok((version, state.generation as u64))
+    }))
+}
+
 /// `fut`, or `RemoteUnavailable` once `STATEMENT_TIMEOUT` has passed.
 async fn timed<T>(target: &Target, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(STATEMENT_TIMEOUT, fut).await.unwrap_or_else(|_| {

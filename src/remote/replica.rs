@@ -190,16 +190,17 @@ fn dimension_besides(conn: &Connection, id: &str) -> Result<Option<usize>> {
     Ok(len.map(|l| l as usize / 4))
 }
 
-/// Pins the triggers to `to` (binding the database to the bank first when
+/// Pins the triggers to `to` (a `big` pass defers its checkpoint; binding the database to the bank first when
 /// it is not yet), runs `body`, then sets the generation and time to the
 /// remote's.
 fn in_pinned_transaction(
     db: &Database,
     local: &LocalReplica,
     remote: &RemoteState,
+    big: bool,
     body: impl FnOnce(&Connection) -> Result<u64>,
 ) -> Result<(u64, Generation)> {
-    db.write_once(|conn| {
+    db.write_once(big, |conn| {
         if local.bound_to.is_none() {
             conn.execute(
                 "INSERT INTO replica_of (singleton, source_id) VALUES (1, ?1)",
@@ -261,29 +262,16 @@ fn pull_in_snapshot(
             local: db.generation()?,
         });
     }
-    let patterns_sql = rows::changed_patterns_sql(PAGE_ROWS);
-    let configs_sql = rows::changed_configs_sql(PAGE_ROWS);
-    let (applied, generation) = in_pinned_transaction(db, local, &remote, |conn| {
-        let mut dim = queries::embedding_dim(conn)?;
-        let mut applied = 0u64;
-        for (sql, convert) in [
-            (
-                &patterns_sql,
-                rows::pattern as fn(&tokio_postgres::Row) -> Result<Change>,
-            ),
-            (&configs_sql, rows::config),
-        ] {
-            let mut after = (since, String::new());
-            loop {
-                let page = rt
-                    .block_on(client.query(sql.as_str(), &[&since, &after.0, &after.1]))
-                    .map_err(|e| target.error(&e))?;
-                let Some(last) = page.last() else { break };
-                after = (last.get(1), last.get(0));
-                let changes = page
-                    .iter()
-                    .map(|row| Ok((row.get::<_, i64>(1), convert(row)?)))
-                    .collect::<Result<Vec<_>>>()?;
+    // Pages are fetched and validated on a thread of their own while the
+    // previous page is applied, so the pass costs about the larger of the two.
+    let (applied, generation) = std::thread::scope(|scope| {
+        let (pages, next_page) = std::sync::mpsc::sync_channel::<Result<Vec<(i64, Change)>>>(2);
+        scope.spawn(move || fetch_pages(rt, client, target, since, &pages));
+        in_pinned_transaction(db, local, &remote, true, |conn| {
+            let mut dim = queries::embedding_dim(conn)?;
+            let mut applied = 0u64;
+            for page in next_page {
+                let changes = page?;
                 if let Some(&(g, _)) = changes.iter().find(|(g, _)| *g > remote.generation) {
                     return Err(Error::RemoteMismatch(format!(
                         "{}: a row carries generation {g}, past the bank's {}",
@@ -295,12 +283,9 @@ fn pull_in_snapshot(
                 applied += changes.len() as u64;
                 crate::faults::hit(crate::faults::Step::ReplicaPage)
                     .map_err(|e| Error::io("applying a page of remote rows", e))?;
-                if (page.len() as i64) < PAGE_ROWS {
-                    break;
-                }
             }
-        }
-        Ok(applied)
+            Ok(applied)
+        })
     })?;
     Ok(SyncOutcome {
         from_generation: local.generation,
@@ -308,6 +293,60 @@ fn pull_in_snapshot(
         rows_applied: applied,
         local: generation,
     })
+}
+
+/// Sends the changed pattern rows, then config rows, after `since`, a
+/// validated page at a time; stops at the first error (sent) or when the
+/// receiver is gone.
+fn fetch_pages(
+    rt: &Runtime,
+    client: &Client,
+    target: &Target,
+    since: i64,
+    pages: &std::sync::mpsc::SyncSender<Result<Vec<(i64, Change)>>>,
+) {
+    let patterns_sql = rows::changed_patterns_sql(PAGE_ROWS);
+    let configs_sql = rows::changed_configs_sql(PAGE_ROWS);
+    for (sql, convert) in [
+        (
+            &patterns_sql,
+            rows::pattern as fn(&tokio_postgres::Row) -> Result<Change>,
+        ),
+        (&configs_sql, rows::config),
+    ] {
+        let mut after = (since, String::new());
+        loop {
+            let page = rt
+                .block_on(client.query(sql.as_str(), &[&since, &after.0, &after.1]))
+                .map_err(|e| target.error(&e))
+                .and_then(|page| {
+                    if let Some(last) = page.last() {
+                        after = (last.try_get(1).unwrap_or(i64::MAX), last.try_get(0).unwrap_or_default());
+                    }
+                    let full = page.len() as i64 == PAGE_ROWS;
+                    let changes = page
+                        .iter()
+                        .map(|row| Ok((row.try_get::<_, i64>(1).unwrap_or(-1), convert(row)?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok((changes, full))
+                });
+            match page {
+                Ok((changes, full)) => {
+                    let empty = changes.is_empty();
+                    if !empty && pages.send(Ok(changes)).is_err() {
+                        return;
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = pages.send(Err(e));
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// After this machine's own write committed remotely as `generation` with
@@ -326,7 +365,7 @@ pub fn apply_own_write(
     if local.bound_to != Some(remote.source_id) || !next {
         return pull(rt, client, target, db);
     }
-    let (applied, generation) = in_pinned_transaction(db, &local, remote, |conn| {
+    let (applied, generation) = in_pinned_transaction(db, &local, remote, false, |conn| {
         let mut dim = queries::embedding_dim(conn)?;
         apply(conn, changes, &mut dim)?;
         Ok(changes.len() as u64)

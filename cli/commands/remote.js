@@ -1,0 +1,59 @@
+'use strict'
+// pattern-cache remote <migrate|sync|status>: the shared bank (PostgreSQL).
+
+const { EXIT, CliError, usageError } = require('../lib/errors.js')
+const { num } = require('../lib/output.js')
+const { paths, withCache } = require('../lib/store.js')
+
+const URL_ENV = 'PATTERN_CACHE_REMOTE_URL'
+
+const summary = 'the shared PostgreSQL bank: migrate its schema, sync this replica, status'
+const args = '<migrate|sync|status>'
+const options = []
+const help = `Works with the remote named by the environment variable ${URL_ENV}
+(a libpq-style connection string; an environment variable, not an option, so
+the password never shows in the process list or shell history).
+
+  migrate   creates or migrates the package's schema (pattern_cache) on the
+            remote: forward-only, one transaction per migration, under an
+            advisory lock. Run it as a role that may create tables when the
+            application's role may only read and write rows (README, "A
+            shared bank", lists the grants).
+  sync      brings this machine's replica (--db) up to the remote now and
+            prints what it applied.
+  status    the replica's generation, the remote's, and the lag.
+
+Exit code 3 with REMOTE_UNAVAILABLE when the remote cannot be reached.`
+
+function remoteUrl() {
+  const url = process.env[URL_ENV]
+  if (!url) throw new CliError(EXIT.USAGE, 'USAGE', `set ${URL_ENV} to the remote's connection string`)
+  return url
+}
+
+async function run(values, out, positionals) {
+  const action = positionals[0]
+  if (!['migrate', 'sync', 'status'].includes(action)) throw usageError(`remote needs migrate, sync or status, got '${action}'`)
+  const url = remoteUrl()
+  if (action === 'migrate') {
+    const [from, to] = await require('../../binding.js').remoteMigrate(url)
+    if (values.json) out.json({ ok: true, fromVersion: from, toVersion: to })
+    else out.text(from === to ? `the remote schema is at version ${to}: nothing to do\n` : `migrated the remote schema from version ${from} to ${to}\n`)
+    return EXIT.OK
+  }
+  const { dbPath, cachePath } = paths(values)
+  if (action === 'sync') {
+    const s = await withCache({ dbPath, cachePath, backgroundRebuild: false, remote: { url } }, (c) => c.syncRemote())
+    if (values.json) out.json({ ok: true, dbPath, ...s })
+    else out.text(`synced ${dbPath}: generation ${num(s.fromGeneration)} -> ${num(s.toGeneration)}, ${num(s.rowsApplied)} rows applied in ${s.duration.toFixed(1)} ms\n`)
+    return EXIT.OK
+  }
+  const [schemaVersion, remoteGeneration] = await require('../../binding.js').remoteProbe(url)
+  const info = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false }, (c) => c.inspect())
+  const doc = { dbPath, schemaVersion, remoteGeneration, generation: info.dbGeneration, lag: remoteGeneration - info.dbGeneration }
+  if (values.json) out.json({ ok: true, ...doc })
+  else out.text(`replica ${dbPath}: at generation ${num(doc.generation)}; the remote is at ${num(remoteGeneration)} (lag ${num(doc.lag)}), schema version ${schemaVersion}\n`)
+  return EXIT.OK
+}
+
+module.exports = { summary, args, options, help, run, remoteUrl }
