@@ -66,7 +66,7 @@ pub fn pattern(row: &Row) -> Result<Change> {
         return Err(bad(format!("generation {generation} is not positive")));
     }
     if deleted {
-        validate::key("id", &key, validate::MAX_ID_BYTES).map_err(bad)?;
+        // Deleting an id that cannot exist here is a no-op: nothing to check.
         return Ok(Change::PatternDeleted(key));
     }
     let need = |what: &str, v: Option<String>| v.ok_or_else(|| bad(format!("{what} is NULL")));
@@ -93,11 +93,6 @@ pub fn pattern(row: &Row) -> Result<Change> {
         success_count: Some(success_count as f64),
         metadata_json: metadata,
     };
-    if input.success_count > input.usage_count {
-        return Err(bad(format!(
-            "success_count {success_count} exceeds usage_count {usage_count}"
-        )));
-    }
     let (p, _) = validate::pattern(&input, 0, None).map_err(|e| match e {
         Error::InvalidPattern { reason, .. } => bad(reason),
         other => bad(other.to_string()),
@@ -125,7 +120,6 @@ pub fn config(row: &Row) -> Result<Change> {
         return Err(bad(format!("generation {generation} is not positive")));
     }
     if deleted {
-        validate::key("agentId", &key, validate::MAX_ID_BYTES).map_err(bad)?;
         return Ok(Change::ConfigDeleted(key));
     }
     let need = |what: &str, v: Option<String>| v.ok_or_else(|| bad(format!("{what} is NULL")));

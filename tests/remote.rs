@@ -1,0 +1,574 @@
+//! The remote bank against a real PostgreSQL that this test starts (initdb
+//! and pg_ctl as the `postgres` user, on 127.0.0.1 and a free port) and
+//! stops at the end, also when a case fails: every case runs inside one
+//! test that owns the server.
+//!
+//! Without PostgreSQL installed the test is skipped, except under CI
+//! (`CI` set), where it fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use pattern_cache::{AgentConfig, ConfigInput, PatternCache, PatternFilter, PatternInput, UsageInput};
+
+/// A PostgreSQL cluster in a temp directory; stopped when dropped.
+struct Server {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn postgres_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    found.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    found.pop().or_else(|| {
+        let out = Command::new("sh").args(["-c", "command -v initdb"]).output().ok()?;
+        let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+        path.parent().map(Path::to_path_buf).filter(|_| out.status.success())
+    })
+}
+
+fn as_postgres(args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .args(args)
+        .output()
+        .expect("run a command as the postgres user")
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Server {
+    fn start(bin: PathBuf, tls: bool) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        for p in [dir.path(), data.as_path()] {
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(p)
+                .status()
+                .expect("chown")
+                .success();
+            assert!(ok, "chown postgres {}", p.display());
+        }
+        let initdb = bin.join("initdb");
+        let out = as_postgres(&[
+            initdb.to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]);
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        if tls {
+            // A CA, and a server certificate it signed for localhost and 127.0.0.1.
+            let run = |args: &[&str]| {
+                let out = Command::new("openssl")
+                    .args(args)
+                    .current_dir(&data)
+                    .output()
+                    .expect("openssl");
+                assert!(
+                    out.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pattern-cache test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ]);
+            run(&[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ]);
+            std::fs::write(data.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san");
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                "server.crt",
+            ]);
+            for f in ["server.key", "server.crt"] {
+                Command::new("chown")
+                    .arg("postgres")
+                    .arg(data.join(f))
+                    .status()
+                    .expect("chown");
+            }
+            Command::new("chmod")
+                .arg("600")
+                .arg(data.join("server.key"))
+                .status()
+                .expect("chmod");
+            std::fs::write(
+                data.join("postgresql.auto.conf"),
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+            )
+            .expect("ssl config");
+        }
+        let server = Server {
+            bin,
+            data,
+            port: free_port(),
+            _dir: dir,
+        };
+        server.pg_ctl_start();
+        server
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.data.display()
+        );
+        let pg_ctl = self.bin.join("pg_ctl");
+        let log = self.data.join("log");
+        let out = as_postgres(&[
+            pg_ctl.to_str().unwrap(),
+            "-D",
+            self.data.to_str().unwrap(),
+            "-w",
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+            "start",
+        ]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {} {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        as_postgres(&[
+            pg_ctl.to_str().unwrap(),
+            "-D",
+            self.data.to_str().unwrap(),
+            "-m",
+            mode,
+            "-w",
+            "stop",
+        ]);
+    }
+
+    fn url(&self, db: &str, user: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{db}?sslmode=disable", self.port)
+    }
+
+    /// Runs SQL with psql (ON_ERROR_STOP); returns stdout.
+    fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+            ])
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn create_db(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.pg_ctl_stop("immediate");
+    }
+}
+
+fn replica(dir: &Path, url: &str, edit: impl FnOnce(&mut ConfigInput)) -> PatternCache {
+    open(dir, |c| {
+        c.remote_url = Some(url.to_owned());
+        c.remote_poll_interval_ms = Some(100.0);
+        edit(c);
+    })
+}
+
+#[test]
+fn against_a_real_postgres() {
+    let Some(bin) = postgres_bin() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL is not installed (CI installs Debian's postgresql)"
+        );
+        eprintln!("skipped: PostgreSQL is not installed");
+        return;
+    };
+    let server = Server::start(bin.clone(), false);
+    replicas_converge_on_a_model(&server);
+    hostile_rows_are_rejected_and_change_nothing(&server);
+    a_row_only_role_works_after_migrate(&server);
+    a_server_that_goes_away(&server);
+    drop(server);
+    tls(bin);
+}
+
+/// Random writes from two replicas; afterwards both, a third fresh replica
+/// and a plain model agree on every read, on both tiers, and the three
+/// build byte-identical cache files.
+fn replicas_converge_on_a_model(server: &Server) {
+    server.create_db("converge");
+    let url = server.url("converge", "postgres");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let a = replica(dirs[0].path(), &url, |_| {});
+    let b = replica(dirs[1].path(), &url, |_| {});
+    let pool = gen_inputs(12, 40, DIM);
+    let configs: Vec<_> = (0..5).map(gen_config).collect();
+    let mut model = Model::default();
+    let mut model_configs: BTreeMap<String, AgentConfig> = BTreeMap::new();
+    let mut rng = Rng::new(99);
+    for step in 0..300 {
+        let w = if rng.chance(2) { &a } else { &b };
+        match rng.below(10) {
+            0..=2 => {
+                let n = 1 + rng.below(5);
+                let start = rng.below(pool.len() - n);
+                let batch: Vec<PatternInput> = pool[start..start + n].to_vec();
+                w.store_patterns(&batch).expect("store");
+                model.store(&batch);
+            }
+            3 => {
+                let id = &pool[rng.below(pool.len())].id;
+                let deleted = w.delete_pattern(id).expect("delete");
+                assert_eq!(deleted, model.0.remove(id).is_some(), "delete {id} at step {step}");
+            }
+            4..=6 => {
+                let id = pool[rng.below(pool.len())].id.clone();
+                let success = rng.chance(2);
+                let at = 1_800_000_000_000 + step;
+                let found = w
+                    .record_usage(&UsageInput {
+                        id: id.clone(),
+                        success,
+                        at: Some(at as f64),
+                    })
+                    .expect("use");
+                assert_eq!(found, model.0.contains_key(&id), "use {id} at step {step}");
+                if let Some(p) = model.0.get_mut(&id) {
+                    p.usage_count += 1;
+                    p.success_count += i64::from(success);
+                    p.last_used = Some(p.last_used.map_or(at, |l| l.max(at)));
+                }
+            }
+            7 => {
+                let c = &configs[rng.below(configs.len())];
+                w.store_agent_config(c).expect("config");
+                model_configs.insert(c.agent_id.clone(), expected_config(c));
+            }
+            8 => {
+                let c = &configs[rng.below(configs.len())];
+                let deleted = w.delete_agent_config(&c.agent_id).expect("delete config");
+                assert_eq!(deleted, model_configs.remove(&c.agent_id).is_some());
+            }
+            _ => {
+                // A writer reads its own write at once.
+                let id = &pool[rng.below(pool.len())].id;
+                assert_eq!(
+                    w.load_pattern(id).expect("read").as_ref(),
+                    model.0.get(id),
+                    "read {id} at step {step}"
+                );
+            }
+        }
+    }
+    let c = replica(dirs[2].path(), &url, |_| {});
+    let mut generation = None;
+    for r in [&a, &b, &c] {
+        let synced = r.sync_remote().expect("sync");
+        assert!(generation.is_none_or(|g| g == synced.to_generation));
+        generation = Some(synced.to_generation);
+    }
+    let everything = PatternFilter::default();
+    for (name, r, dir) in [("a", &a, &dirs[0]), ("b", &b, &dirs[1]), ("c", &c, &dirs[2])] {
+        assert_eq!(r.query(&everything).expect("query"), model.all(), "replica {name}");
+        assert_eq!(
+            r.list_agent_configs().expect("configs"),
+            model_configs.values().cloned().collect::<Vec<_>>()
+        );
+        assert_eq!(sqlite_all(&db_path(dir.path())), model.all(), "replica {name}'s SQLite");
+        for d in DOMAINS {
+            let f = PatternFilter {
+                domain: Some(d.to_string()),
+                ..Default::default()
+            };
+            assert_eq!(r.query(&f).expect("query"), model.query(&f));
+        }
+        // Tier 2 alone agrees with tier 1 (amended by the change log the pinned triggers kept).
+        let direct = open(dir.path(), |c| c.enabled = Some(false));
+        assert_eq!(direct.query(&everything).expect("query"), model.all());
+        assert_eq!(direct.stats().expect("stats"), r.stats().expect("stats"));
+        direct.shutdown();
+    }
+    let files: Vec<Vec<u8>> = [&a, &b, &c]
+        .iter()
+        .zip(&dirs)
+        .map(|(r, d)| {
+            assert!(r.rebuild(pattern_cache::Trigger::Manual).expect("rebuild").success);
+            std::fs::read(cache_path(d.path())).expect("read cache file")
+        })
+        .collect();
+    assert!(
+        files[0] == files[1] && files[1] == files[2],
+        "the replicas built different files"
+    );
+    for r in [a, b, c] {
+        r.shutdown();
+    }
+}
+
+/// Each kind of bad row on the remote: the sync fails naming it, and the
+/// replica stays as it was; once the row is mended the sync goes through.
+fn hostile_rows_are_rejected_and_change_nothing(server: &Server) {
+    server.create_db("hostile");
+    let url = server.url("hostile", "postgres");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let r = replica(dir.path(), &url, |c| c.background_rebuild = Some(false));
+    let good = gen_inputs(3, 4, DIM);
+    r.store_patterns(&good).expect("store");
+    let before = r.query(&PatternFilter::default()).expect("query");
+    let floats = |n: usize| format!("'\\x{}'::bytea", "0000803f".repeat(n));
+    let row = |id: &str, column: &str, value: &str| {
+        format!(
+            "INSERT INTO pattern_cache.patterns (id, generation, deleted, type, domain, framework, content, embedding, \
+             verdict, created_at, usage_count, success_count) SELECT '{id}', g, false, 't', 'd', 'jest', 'c', {}, \
+             'unknown', 1, 0, 0 FROM pattern_cache.state; UPDATE pattern_cache.patterns SET {column} = {value} WHERE id = '{id}'",
+            floats(DIM)
+        )
+    };
+    let cases = [
+        ("bad-json", row("bad-json", "metadata", "'not json'")),
+        ("other-dim", row("other-dim", "embedding", &floats(DIM + 1))),
+        ("ragged", row("ragged", "embedding", "'\\x000080'::bytea")),
+        ("nan", row("nan", "embedding", &format!("'\\x0000c07f{}'::bytea", "0000803f".repeat(DIM - 1)))),
+        ("verdict", row("verdict", "verdict", "'bogus'")),
+        ("coverage", row("coverage", "coverage", "7")),
+        ("null-type", row("null-type", "type", "NULL")),
+        ("big", row("big", "content", "repeat('x', 2000000)")),
+        ("counts", row("counts", "usage_count", "-1")),
+        (
+            "",
+            format!(
+                "INSERT INTO pattern_cache.patterns (id, generation, deleted, type, domain, framework, content, embedding, \
+                 verdict, created_at) SELECT '', g, false, 't', 'd', 'jest', 'c', {}, 'unknown', 1 FROM pattern_cache.state",
+                floats(DIM)
+            ),
+        ),
+    ];
+    for (id, sql) in cases {
+        let generation = r.metrics().expect("metrics").remote.expect("remote").generation;
+        server.psql(
+            "hostile",
+            &format!(
+                "BEGIN; UPDATE pattern_cache.state SET generation = generation + 1;
+                 CREATE TEMP TABLE g_now AS SELECT generation AS g FROM pattern_cache.state;
+                 {} ; COMMIT;",
+                sql.replace("FROM pattern_cache.state", "FROM g_now")
+            ),
+        );
+        let e = r.sync_remote().expect_err(&format!("a sync over the bad row '{id}'"));
+        assert_eq!(e.code(), "REMOTE_INVALID_ROW", "{id}: {e}");
+        assert!(e.to_string().contains(&format!("'{id}'")), "{id}: {e}");
+        assert_eq!(r.query(&PatternFilter::default()).expect("query"), before, "{id}");
+        assert_eq!(
+            r.metrics().expect("metrics").remote.expect("remote").generation,
+            generation
+        );
+        // Mended: a tombstone in a new generation.
+        server.psql(
+            "hostile",
+            &format!(
+                "BEGIN; UPDATE pattern_cache.state SET generation = generation + 1;
+                 UPDATE pattern_cache.patterns SET deleted = true, embedding = NULL, metadata = NULL,
+                   generation = (SELECT generation FROM pattern_cache.state) WHERE id = '{id}'; COMMIT;"
+            ),
+        );
+        r.sync_remote().expect("a sync after the row was mended");
+        assert_eq!(r.query(&PatternFilter::default()).expect("query"), before, "{id}");
+    }
+    r.shutdown();
+}
+
+/// The grants README documents: after `remote migrate` by the owner, a role
+/// that may only read and write rows runs a replica. Without the schema, that
+/// role is told to run the migration.
+fn a_row_only_role_works_after_migrate(server: &Server) {
+    server.create_db("granted");
+    server.create_db("ungranted");
+    server.psql("postgres", "CREATE ROLE app LOGIN");
+    server.psql(
+        "ungranted",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC; REVOKE CREATE ON DATABASE ungranted FROM PUBLIC",
+    );
+    let (from, to) = pattern_cache::remote::migrate(&server.url("granted", "postgres")).expect("migrate");
+    assert_eq!((from, to), (0, 1));
+    assert_eq!(
+        pattern_cache::remote::migrate(&server.url("granted", "postgres")).expect("again"),
+        (1, 1)
+    );
+    server.psql(
+        "granted",
+        "GRANT USAGE ON SCHEMA pattern_cache TO app;
+         GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA pattern_cache TO app",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let r = replica(dir.path(), &server.url("granted", "app"), |_| {});
+    r.store_patterns(&gen_inputs(4, 3, DIM)).expect("store as app");
+    assert!(r.delete_pattern(&gen_inputs(4, 3, DIM)[0].id).expect("delete as app"));
+    assert_eq!(r.sync_remote().expect("sync as app").to_generation, 2);
+    r.shutdown();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let r = replica(dir.path(), &server.url("ungranted", "app"), |_| {});
+    let e = r
+        .store_patterns(&gen_inputs(4, 1, DIM))
+        .expect_err("no schema, no right to make it");
+    assert_eq!(e.code(), "REMOTE_ERROR", "{e}");
+    assert!(e.to_string().contains("pattern-cache remote migrate"), "{e}");
+    assert!(sqlite_all(&db_path(dir.path())).is_empty());
+    r.shutdown();
+}
+
+/// The server stops: reads go on, writes and syncs fail with
+/// REMOTE_UNAVAILABLE and write nothing; once it is back, all converge.
+fn a_server_that_goes_away(server: &Server) {
+    server.create_db("outage");
+    let url = server.url("outage", "postgres");
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let a = replica(dirs[0].path(), &url, |_| {});
+    let b = replica(dirs[1].path(), &url, |_| {});
+    let inputs = gen_inputs(5, 20, DIM);
+    a.store_patterns(&inputs[..10]).expect("store");
+    b.sync_remote().expect("sync");
+    server.pg_ctl_stop("fast");
+    let seen = b.query(&PatternFilter::default()).expect("reads go on");
+    assert_eq!(seen.len(), 10);
+    for e in [
+        b.store_patterns(&inputs[10..]).expect_err("write while down"),
+        b.sync_remote().expect_err("sync while down"),
+        b.record_usage(&UsageInput {
+            id: inputs[0].id.clone(),
+            success: true,
+            at: None,
+        })
+        .expect_err("use while down"),
+    ] {
+        assert_eq!(e.code(), "REMOTE_UNAVAILABLE", "{e}");
+    }
+    assert_eq!(b.query(&PatternFilter::default()).expect("reads go on"), seen);
+    assert_eq!(sqlite_all(&db_path(dirs[1].path())), seen, "nothing written locally");
+    server.pg_ctl_start();
+    b.store_patterns(&inputs[10..]).expect("write once it is back");
+    assert_eq!(a.sync_remote().expect("sync").to_generation, 2);
+    assert_eq!(
+        a.query(&PatternFilter::default()).expect("read"),
+        Model::from_inputs(&inputs).all()
+    );
+    a.shutdown();
+    b.shutdown();
+}
+
+/// sslmode require and verify-full (rustls), against a server with a
+/// self-signed certificate for localhost.
+fn tls(bin: PathBuf) {
+    let server = Server::start(bin, true);
+    server.create_db("tls");
+    let cert = server.data.join("ca.crt");
+    let base = format!("postgres://postgres@localhost:{}/tls", server.port);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (i, url) in [
+        format!("{base}?sslmode=require"),
+        format!("{base}?sslmode=verify-full&sslrootcert={}", cert.display()),
+        format!("{base}?sslmode=verify-ca&sslrootcert={}", cert.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = replica(&dir.path().join(i.to_string()), url, |_| {});
+        r.store_patterns(&gen_inputs(i as u64, 1, DIM))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        r.shutdown();
+    }
+    // Not signed by a trusted root: refused.
+    let r = replica(
+        &dir.path().join("untrusted"),
+        &format!("{base}?sslmode=verify-full"),
+        |_| {},
+    );
+    let e = r.sync_remote().expect_err("an untrusted certificate");
+    assert_eq!(e.code(), "REMOTE_UNAVAILABLE", "{e}");
+    r.shutdown();
+}
