@@ -40,6 +40,13 @@
 //!   in float64, so both give the exact answer, bit for bit.
 //! * `scheduler` runs rebuilds in the background (tokio): after writes,
 //!   invalidations and at 80% of `maxAge`, debounced and one at a time.
+//! * With a remote (`remote`, docs/REMOTE.md), PostgreSQL is the truth and
+//!   SQLite its replica: a write is one remote transaction (advancing the
+//!   remote generation), then applied locally before it resolves; the
+//!   syncer (`remote::syncer`, one per machine) and `syncRemote()` pull newer
+//!   rows and apply them in one local transaction pinned to the remote
+//!   generation (`remote::replica`), so from the loader's side a pass is one
+//!   more database change: overlay, rebuild and reads work as above.
 //! * Anything wrong with tier 1 (missing, corrupt, other major, too far
 //!   behind, unwritable directory) sends reads to SQLite; the reason is in
 //!   the metrics and in a `fallback` event.
