@@ -322,6 +322,17 @@ class PatternCache {
     }
     log('open %o', loggable(prepared.options))
     const onLog = nativeLog.enabled ? (line) => nativeLog(line) : undefined
+    if (!onLog) {
+      // A second open of a database and cache file this process has open
+      // already is answered here, without a trip through the thread pool.
+      let opened
+      try {
+        opened = native.tryOpen(makePattern, makePatterns, prepared.options, prepared.onEvent, undefined)
+      } catch (e) {
+        return reject(e)
+      }
+      if (opened) return Promise.resolve(new PatternCache(opened))
+    }
     return native.open(makePattern, makePatterns, prepared.options, prepared.onEvent, onLog).then((n) => {
       const cache = new PatternCache(n)
       if (log.enabled) log('ready: %o', cache.getMetrics())

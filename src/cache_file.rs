@@ -140,6 +140,15 @@ struct SharedView {
     view: std::sync::Arc<CacheView>,
 }
 
+/// The validated view of the file at `path` when the process table has it
+/// (a look, no validation: `None` otherwise).
+pub fn shared_view_if_cached(path: &Path) -> Option<(std::sync::Arc<CacheView>, FileIdentity)> {
+    let identity = FileIdentity::of(path).ok()?;
+    let mut table = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    let shared = table.as_mut()?.get(&identity)?;
+    Some((std::sync::Arc::clone(&shared.view), identity))
+}
+
 /// `open_view`, through the process-wide table of validated views.
 pub fn open_shared_view(path: &Path) -> Result<(std::sync::Arc<CacheView>, FileIdentity)> {
     let identity = FileIdentity::of(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;

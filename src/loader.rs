@@ -94,7 +94,8 @@ pub struct PatternCache {
 struct Inner {
     config: Config,
     paths: CachePaths,
-    db: Database,
+    /// Shared with the process's other instances on this database.
+    db: Arc<Database>,
     source_id: [u8; 16],
     view: ArcSwapOption<CacheView>,
     /// Identity and mtime (Unix ms) of the file behind `view`.
@@ -150,56 +151,51 @@ impl PatternCache {
                 config.check_interval.as_millis()
             ));
         }
-        let opened = Database::open(&config.db_path)?;
-        let generation = opened.db.generation()?;
-        let remote = config
-            .remote
-            .clone()
-            .map(|r| Remote::new(r, &config.db_path).map(Arc::new))
-            .transpose()?;
-        let replica_without_remote = remote.is_none() && opened.db.read(replica::is_replica)?;
-        let migrated = opened.previous_schema != 0 && opened.previous_schema != schema::latest_version();
-        let inner = Arc::new(Inner {
-            paths: CachePaths::new(&config.cache_path),
-            config,
-            db: opened.db,
-            source_id: generation.source_id,
-            view: ArcSwapOption::empty(),
-            view_file: Mutex::new(None),
-            view_written_at: AtomicI64::new(0),
-            overlay: ArcSwapOption::empty(),
-            overlay_refresh: Mutex::new(()),
-            known_generation: AtomicU64::new(generation.generation),
-            pattern_count: AtomicU64::new(generation.pattern_count),
-            last_check_ms: AtomicI64::new(now_ms()),
-            unavailable: Mutex::new(None),
-            building: Mutex::new(()),
-            cancel: AtomicBool::new(false),
-            scheduler: std::sync::OnceLock::new(),
-            metrics: Metrics::default(),
-            events,
-            log,
-            remote,
-            syncer: std::sync::OnceLock::new(),
-            replica_without_remote,
-        });
-        if let Some(r) = &inner.remote {
-            let s = Syncer::start(Arc::downgrade(&inner), Arc::clone(r))?;
-            let _ = inner.syncer.set(s);
-        }
+        let (db, previous_schema) = Database::open_shared(&config.db_path)?;
+        // One read transaction for both looks.
+        let (generation, is_replica) = db.read(|c| Ok((queries::generation(c)?, replica::is_replica(c)?)))?;
+        let migrated = previous_schema != 0 && previous_schema != schema::latest_version();
+        let inner = Inner::assemble(config, db, generation, is_replica, events, log)?;
         if inner.config.enabled {
-            if inner.config.background_rebuild {
-                if let Some(s) = Scheduler::start(Arc::downgrade(&inner)) {
-                    let _ = inner.scheduler.set(s);
-                }
-            }
             inner.start_tier1(generation, migrated);
-        } else {
-            inner.set_unavailable(Some("the cache is disabled (enabled: false)"));
         }
         Ok(PatternCache {
             inner: RwLock::new(Some(inner)),
         })
+    }
+
+    /// `open` on the calling thread, when it needs neither waiting nor work:
+    /// the process has this database open already, and the validated view of
+    /// its cache file, current, in its table (a second open). `None`: use
+    /// `open`. For the JavaScript thread.
+    pub fn try_open_now(
+        config: &Config,
+        events: Option<EventSink>,
+        log: Option<LogSink>,
+    ) -> Option<Result<PatternCache>> {
+        if !config.enabled || log.is_some() {
+            return None;
+        }
+        let db = Database::shared(&config.db_path)?;
+        let (generation, is_replica) =
+            match db.try_read_now(|c| Ok((queries::generation(c)?, replica::is_replica(c)?)))? {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+        let paths = CachePaths::new(&config.cache_path);
+        let (view, identity) = cache_file::shared_view_if_cached(&paths.file)?;
+        if view.header().generation != generation.generation || view.header().source_id != generation.source_id {
+            return None;
+        }
+        Some(
+            Inner::assemble(config.clone(), db, generation, is_replica, events, log).map(|inner| {
+                cache_file::remove_dead_builds(&inner.paths);
+                inner.install(view, identity);
+                PatternCache {
+                    inner: RwLock::new(Some(inner)),
+                }
+            }),
+        )
     }
 
     fn inner(&self) -> Result<Arc<Inner>> {
@@ -715,6 +711,59 @@ impl syncer::Host for Inner {
 }
 
 impl Inner {
+    /// The instance around an opened database, its background tasks started.
+    fn assemble(
+        config: Config,
+        db: Arc<Database>,
+        generation: Generation,
+        is_replica: bool,
+        events: Option<EventSink>,
+        log: Option<LogSink>,
+    ) -> Result<Arc<Inner>> {
+        let remote = config
+            .remote
+            .clone()
+            .map(|r| Remote::new(r, &config.db_path).map(Arc::new))
+            .transpose()?;
+        let replica_without_remote = remote.is_none() && is_replica;
+        let inner = Arc::new(Inner {
+            paths: CachePaths::new(&config.cache_path),
+            config,
+            db,
+            source_id: generation.source_id,
+            view: ArcSwapOption::empty(),
+            view_file: Mutex::new(None),
+            view_written_at: AtomicI64::new(0),
+            overlay: ArcSwapOption::empty(),
+            overlay_refresh: Mutex::new(()),
+            known_generation: AtomicU64::new(generation.generation),
+            pattern_count: AtomicU64::new(generation.pattern_count),
+            last_check_ms: AtomicI64::new(now_ms()),
+            unavailable: Mutex::new(None),
+            building: Mutex::new(()),
+            cancel: AtomicBool::new(false),
+            scheduler: std::sync::OnceLock::new(),
+            metrics: Metrics::default(),
+            events,
+            log,
+            remote,
+            syncer: std::sync::OnceLock::new(),
+            replica_without_remote,
+        });
+        if let Some(r) = &inner.remote {
+            let s = Syncer::start(Arc::downgrade(&inner), Arc::clone(r))?;
+            let _ = inner.syncer.set(s);
+        }
+        if !inner.config.enabled {
+            inner.set_unavailable(Some("the cache is disabled (enabled: false)"));
+        } else if inner.config.background_rebuild {
+            if let Some(s) = Scheduler::start(Arc::downgrade(&inner)) {
+                let _ = inner.scheduler.set(s);
+            }
+        }
+        Ok(inner)
+    }
+
     /// Where writes go: the remote when there is one; refused on a replica
     /// opened without it.
     fn route(&self) -> Result<Option<&Remote>> {

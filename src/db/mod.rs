@@ -55,7 +55,81 @@ pub struct Opened {
     pub previous_schema: i64,
 }
 
+/// The file a `Database` was opened on: a path now naming another file (the
+/// database deleted and made again) must not get the old connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileKey {
+    fn of(path: &Path) -> Option<FileKey> {
+        let m = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileKey {
+                dev: m.dev(),
+                ino: m.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            // No stable identity here: never share (each open is its own).
+            let _ = m;
+            None
+        }
+    }
+}
+
+/// The databases this process opened lately, by path: every instance on
+/// one database shares its connections, and a reopen after the last
+/// instance shut down finds them still open (opening SQLite and parsing its
+/// schema is most of a second `PatternCache.open`). Instances stay
+/// independent: shutting one down leaves the others' connections alone; an
+/// entry leaves when a newer one pushes it out or its path names another
+/// file. Unix only (elsewhere files have no cheap identity, and an open
+/// connection would keep the file from being deleted).
+type SharedTable = lru::LruCache<PathBuf, (FileKey, std::sync::Arc<Database>)>;
+static SHARED: Mutex<Option<SharedTable>> = Mutex::new(None);
+const SHARED_MAX: usize = 4;
+
 impl Database {
+    /// The process's `Database` on the file at `path`, if it has one open.
+    pub fn shared(path: &Path) -> Option<std::sync::Arc<Database>> {
+        let file = FileKey::of(path)?;
+        let mut table = lock(&SHARED).ok()?;
+        let (k, db) = table.as_mut()?.get(path)?;
+        (*k == file).then(|| std::sync::Arc::clone(db))
+    }
+
+    /// `open`, or the process's `Database` on that same file when it has
+    /// one (then `previous_schema` is the current version: the first opener
+    /// migrated).
+    pub fn open_shared(path: &Path) -> Result<(std::sync::Arc<Database>, i64)> {
+        // The path as configured (absolute already): another spelling of it
+        // only misses the sharing, and the file key guards the rest.
+        let key_path = path.to_owned();
+        if let Some(db) = Database::shared(path) {
+            return Ok((db, schema::latest_version()));
+        }
+        let opened = Database::open(path)?;
+        // Opened here, on the pool, so that a later open or read on the
+        // JavaScript thread does not pay for opening SQLite and parsing its schema.
+        opened.db.warm_direct();
+        let db = std::sync::Arc::new(opened.db);
+        if let Some(file) = FileKey::of(path) {
+            let mut table = lock(&SHARED)?;
+            table
+                .get_or_insert_with(|| {
+                    lru::LruCache::new(std::num::NonZeroUsize::new(SHARED_MAX).unwrap_or(std::num::NonZeroUsize::MIN))
+                })
+                .put(key_path, (file, std::sync::Arc::clone(&db)));
+        }
+        Ok((db, opened.previous_schema))
+    }
+
     /// Opens or creates the database (and its directory), sets WAL and
     /// migrates the schema.
     pub fn open(path: &Path) -> Result<Opened> {
@@ -196,6 +270,11 @@ impl Database {
             Err(e) if is_busy(&e) => None,
             other => Some(other),
         }
+    }
+
+    /// Opens the connection `try_read_now` uses, if it is not yet.
+    fn warm_direct(&self) {
+        let _ = self.try_read_now(|c| queries::generation(c).map(|_| ()));
     }
 
     pub fn generation(&self) -> Result<Generation> {

@@ -28,19 +28,18 @@ fn config_from_row(r: &Row<'_>) -> rusqlite::Result<AgentConfig> {
 }
 
 pub fn generation(conn: &Connection) -> Result<Generation> {
-    Ok(conn.query_row(
+    let mut stmt = conn.prepare_cached(
         "SELECT generation, changed_at, pattern_count, source_id, log_floor FROM cache_state WHERE singleton = 1",
-        [],
-        |r| {
-            Ok(Generation {
-                generation: r.get::<_, i64>(0)? as u64,
-                changed_at_ms: r.get(1)?,
-                pattern_count: r.get::<_, i64>(2)?.max(0) as u64,
-                source_id: r.get(3)?,
-                log_floor: r.get::<_, i64>(4)?.max(0) as u64,
-            })
-        },
-    )?)
+    )?;
+    Ok(stmt.query_row([], |r| {
+        Ok(Generation {
+            generation: r.get::<_, i64>(0)? as u64,
+            changed_at_ms: r.get(1)?,
+            pattern_count: r.get::<_, i64>(2)?.max(0) as u64,
+            source_id: r.get(3)?,
+            log_floor: r.get::<_, i64>(4)?.max(0) as u64,
+        })
+    })?)
 }
 
 /// What changed after a generation: each changed key with its current row

@@ -32,10 +32,11 @@ pub struct JsRemoteConfig {
 }
 
 impl JsOpenConfig {
-    pub fn into_core(self) -> ConfigInput {
+    /// `into_core` without giving the options up.
+    pub fn core_input(&self) -> ConfigInput {
         ConfigInput {
-            db_path: self.db_path,
-            cache_path: self.cache_path,
+            db_path: self.db_path.clone(),
+            cache_path: self.cache_path.clone(),
             enabled: self.enabled,
             max_age_ms: self.max_age,
             check_interval_ms: self.check_interval,
@@ -44,8 +45,12 @@ impl JsOpenConfig {
             enable_metrics: self.enable_metrics,
             remote_poll_interval_ms: self.remote.as_ref().and_then(|r| r.poll_interval),
             remote_listen: self.remote.as_ref().and_then(|r| r.listen),
-            remote_url: self.remote.map(|r| r.url),
+            remote_url: self.remote.as_ref().map(|r| r.url.clone()),
         }
+    }
+
+    pub fn into_core(self) -> ConfigInput {
+        self.core_input()
     }
 }
 

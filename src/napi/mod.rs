@@ -124,12 +124,76 @@ pub fn open(
     on_event: Option<Function<JsCacheEvent, ()>>,
     on_log: Option<Function<String, ()>>,
 ) -> napi::Result<AsyncTask<Job<PatternCache, NativePatternCache>>> {
+    let (factory, input, sink, log) = open_parts(make_pattern, make_patterns, config, on_event, on_log)?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    Ok(job(
+        move || PatternCache::open_logged(Config::resolve(&input, &cwd)?, sink, log),
+        move |_, core| {
+            Ok(NativePatternCache {
+                core: Arc::new(core),
+                factory,
+            })
+        },
+    ))
+}
+
+/// `open` on this thread when the process has the database and the current
+/// cache file open already (a second open): `null` when it would have to
+/// wait or work (then index.js calls `open`).
+#[napi(ts_return_type = "NativePatternCache | null")]
+pub fn try_open(
+    env: Env,
+    make_pattern: Function<(), Unknown<'static>>,
+    make_patterns: Function<(), Unknown<'static>>,
+    config: Option<JsOpenConfig>,
+    on_event: Option<Function<JsCacheEvent, ()>>,
+    on_log: Option<Function<String, ()>>,
+) -> napi::Result<Option<NativePatternCache>> {
+    if on_log.is_some() {
+        return Ok(None);
+    }
+    let input = match &config {
+        Some(c) => c.core_input(),
+        None => Default::default(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let Ok(resolved) = Config::resolve(&input, &cwd) else {
+        return Ok(None); // open reports the error
+    };
+    // Cheap looks first: nothing is made unless the fast path can serve.
+    if !resolved.enabled || crate::db::Database::shared(&resolved.db_path).is_none() {
+        return Ok(None);
+    }
+    let (factory, _, sink, _) = open_parts(make_pattern, make_patterns, config, on_event, None)?;
+    match guarded(|| PatternCache::try_open_now(&resolved, sink, None).transpose()) {
+        Ok(Some(core)) => Ok(Some(NativePatternCache {
+            core: Arc::new(core),
+            factory,
+        })),
+        Ok(None) => Ok(None),
+        Err(e) => Err(js_error(&env, &e)),
+    }
+}
+
+type OpenParts = (
+    Factory,
+    crate::config::ConfigInput,
+    Option<EventSink>,
+    Option<crate::loader::LogSink>,
+);
+
+fn open_parts(
+    make_pattern: Function<(), Unknown<'static>>,
+    make_patterns: Function<(), Unknown<'static>>,
+    config: Option<JsOpenConfig>,
+    on_event: Option<Function<JsCacheEvent, ()>>,
+    on_log: Option<Function<String, ()>>,
+) -> napi::Result<OpenParts> {
     let factory: Factory = Arc::new(Factories {
         one: make_pattern.create_ref()?,
         many: make_patterns.create_ref()?,
     });
     let input = config.map(JsOpenConfig::into_core).unwrap_or_default();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let sink: Option<EventSink> = match on_event {
         Some(f) => {
             let tsfn = f
@@ -156,15 +220,7 @@ pub fn open(
         }
         None => None,
     };
-    Ok(job(
-        move || PatternCache::open_logged(Config::resolve(&input, &cwd)?, sink, log),
-        move |_, core| {
-            Ok(NativePatternCache {
-                core: Arc::new(core),
-                factory,
-            })
-        },
-    ))
+    Ok((factory, input, sink, log))
 }
 
 #[napi]

@@ -78,7 +78,8 @@ pub fn local_replica(conn: &Connection) -> Result<LocalReplica> {
 
 /// Whether this database replicates a remote bank (its writes must go there).
 pub fn is_replica(conn: &Connection) -> Result<bool> {
-    Ok(local_replica(conn)?.bound_to.is_some())
+    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM replica_of)")?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
 /// Checks that `local` can replicate `remote`: bound to it, or not bound
