@@ -1019,6 +1019,11 @@ impl Inner {
             self.debug(|| format!("database changed elsewhere: generation {previous} -> {}", g.generation));
         }
         self.pattern_count.store(g.pattern_count, Ordering::Relaxed);
+        if let Some(remote) = &self.remote {
+            if let Ok(Some((at, seen))) = self.db.read(replica::last_pass) {
+                remote.saw_pass(at, seen);
+            }
+        }
         if self.config.enabled {
             self.adopt_newer_file();
             let behind = self

@@ -70,7 +70,16 @@ fn migrations() -> Vec<String> {
             ));
         }
     }
-    vec![v1, v2_change_log(), v3_usage_log(), v4_replica()]
+    vec![
+        v1,
+        v2_change_log(),
+        v3_usage_log(),
+        v4_replica(),
+        // v5: what the machine's last sync pass saw, for every process's metrics.
+        "ALTER TABLE replica_of ADD COLUMN synced_at INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE replica_of ADD COLUMN remote_generation INTEGER NOT NULL DEFAULT 0;"
+            .to_owned(),
+    ]
 }
 
 /// v4's trigger statement: as `BUMP`, except while `cache_state.pinned` is

@@ -25,8 +25,9 @@ use crate::error::{Error, Result};
 /// How long a connection attempt may take when the string does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Called with each NOTIFY payload a connection receives.
-pub type OnNotify = Box<dyn Fn(&str) + Send + Sync>;
+/// Called with each NOTIFY payload a connection receives, and with `None`
+/// once the connection has ended (so a waiting syncer reconnects at once).
+pub type OnNotify = Box<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// libpq's sslmode, all six.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +174,9 @@ impl Target {
         self.mode
     }
 
-    /// Connects; the connection's task runs on `rt`, passing notifications
-    /// to `notified` (and ending when the client is dropped).
+    /// Connects; the connection's task runs on the runtime, passing
+    /// notifications to `notified`, and its end (the client dropped, or the
+    /// connection broken).
     pub async fn connect(&self, notified: Option<OnNotify>) -> Result<Client> {
         let (client, mut connection) = self
             .config
@@ -186,8 +188,11 @@ impl Target {
             use futures_util::StreamExt;
             while let Some(Ok(message)) = messages.next().await {
                 if let (tokio_postgres::AsyncMessage::Notification(n), Some(f)) = (&message, &notified) {
-                    f(n.payload());
+                    f(Some(n.payload()));
                 }
+            }
+            if let Some(f) = &notified {
+                f(None);
             }
         });
         Ok(client)

@@ -33,9 +33,9 @@ use connect::Target;
 use replica::SyncOutcome;
 use writes::Write;
 
-/// The longest a write or a page of a sync may take before the remote is
-/// taken for unavailable.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a write, a connection or a page of a sync may take before
+/// the remote is taken for unavailable (a silent network, not only a closed one).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `remote` of `PatternCache.open`.
 #[derive(Clone, PartialEq)]
@@ -71,9 +71,10 @@ pub struct Remote {
     target: Target,
     pub config: RemoteConfig,
     db_path: PathBuf,
-    /// The connection for writes and `syncRemote`, opened at first use and
-    /// again after it breaks.
-    client: Mutex<Option<Arc<Client>>>,
+    /// The connection for writes, opened at first use and again after it
+    /// breaks; and `syncRemote`'s own (a write never queues behind a long pass).
+    writer: Mutex<Option<Arc<Client>>>,
+    syncing: Mutex<Option<Arc<Client>>>,
     remote_generation: AtomicU64,
     last_sync_at: AtomicI64,
     connected: AtomicBool,
@@ -89,7 +90,8 @@ impl Remote {
             target: Target::parse(&config.url)?,
             config,
             db_path: db_path.to_owned(),
-            client: Mutex::new(None),
+            writer: Mutex::new(None),
+            syncing: Mutex::new(None),
             remote_generation: AtomicU64::new(0),
             last_sync_at: AtomicI64::new(0),
             connected: AtomicBool::new(false),
@@ -121,6 +123,12 @@ impl Remote {
         self.connected.store(up, Ordering::Relaxed);
     }
 
+    /// What the machine's last pass saw (any process's: the syncer may be another).
+    pub fn saw_pass(&self, at_ms: i64, remote_generation: u64) {
+        self.saw_generation(remote_generation);
+        self.last_sync_at.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
     pub fn synced(&self, outcome: &SyncOutcome) {
         self.saw_generation(outcome.to_generation);
         self.last_sync_at.store(crate::loader::now_ms(), Ordering::Relaxed);
@@ -140,9 +148,14 @@ impl Remote {
 
     /// Runs `f` with the write connection, connecting first when needed; a
     /// broken connection is dropped (the next call reconnects).
-    fn with_client<T>(&self, db: &Database, f: impl FnOnce(&Runtime, &Client) -> Result<T>) -> Result<T> {
+    fn with_client<T>(
+        &self,
+        slot: &Mutex<Option<Arc<Client>>>,
+        db: &Database,
+        f: impl FnOnce(&Runtime, &Client) -> Result<T>,
+    ) -> Result<T> {
         let rt = runtime()?;
-        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_some_and(|c| c.is_closed()) {
             *slot = None;
         }
@@ -165,7 +178,7 @@ impl Remote {
     /// One write on the remote, then on the replica (the writer reads it at
     /// once). `Ok(None)`: the write changed nothing.
     pub fn write(&self, db: &Database, write: Write<'_>) -> Result<Option<SyncOutcome>> {
-        self.with_client(db, |rt, client| {
+        self.with_client(&self.writer, db, |rt, client| {
             let Some(committed) = rt.block_on(timed(&self.target, writes::commit(client, &self.target, write)))? else {
                 return Ok(None);
             };
@@ -179,7 +192,7 @@ impl Remote {
 
     /// `syncRemote()`: one pass now.
     pub fn sync(&self, db: &Database) -> Result<SyncOutcome> {
-        self.with_client(db, |rt, client| self.pass(rt, client, db))
+        self.with_client(&self.syncing, db, |rt, client| self.pass(rt, client, db))
     }
 
     /// One pass with `client`, under the machine's pass lock.
@@ -217,7 +230,7 @@ pub fn probe(url: &str) -> Result<(i64, u64)> {
 }
 
 /// `fut`, or `RemoteUnavailable` once `STATEMENT_TIMEOUT` has passed.
-async fn timed<T>(target: &Target, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn timed<T>(target: &Target, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::time::timeout(STATEMENT_TIMEOUT, fut).await.unwrap_or_else(|_| {
         Err(Error::RemoteUnavailable(format!(
             "{}: no answer within {} s",

@@ -111,6 +111,22 @@ pub fn check_pairing(local: &LocalReplica, remote: &RemoteState, target: &Target
     }
 }
 
+/// Records when a pass (of any process on this machine) last saw the remote, and at which generation.
+fn note_pass(conn: &Connection, remote_generation: i64) -> Result<()> {
+    let mut stmt =
+        conn.prepare_cached("UPDATE replica_of SET synced_at = ?1, remote_generation = ?2 WHERE singleton = 1")?;
+    stmt.execute(params![crate::loader::now_ms(), remote_generation])?;
+    Ok(())
+}
+
+/// (Unix ms, remote generation) of this machine's last pass; `None` before the first.
+pub fn last_pass(conn: &Connection) -> Result<Option<(i64, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT synced_at, remote_generation FROM replica_of WHERE singleton = 1")?;
+    Ok(stmt
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+        .optional()?)
+}
+
 pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
     let row = client
         .query_one(
@@ -223,6 +239,7 @@ fn in_pinned_transaction(
             "UPDATE cache_state SET pinned = NULL, generation = ?1, changed_at = ?2 WHERE singleton = 1",
             params![remote.generation, remote.changed_at],
         )?;
+        note_pass(conn, remote.generation)?;
         Ok((applied, queries::generation(conn)?))
     })
 }
@@ -231,14 +248,22 @@ fn in_pinned_transaction(
 /// caller holds `lock_passes`.
 pub fn pull(rt: &Runtime, client: &Client, target: &Target, db: &Database) -> Result<SyncOutcome> {
     let local = db.read(local_replica)?;
-    rt.block_on(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-        .map_err(|e| target.error(&e))?;
-    let outcome = pull_in_snapshot(rt, client, target, db, &local);
-    // A read-only snapshot has nothing to commit; end it either way.
-    let ended = rt.block_on(client.batch_execute(if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" }));
-    let outcome = outcome?;
-    ended.map_err(|e| target.error(&e))?;
-    Ok(outcome)
+    let statement = |sql: &'static str| {
+        rt.block_on(super::timed(target, async {
+            client.batch_execute(sql).await.map_err(|e| target.error(&e))
+        }))
+    };
+    statement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+    match pull_in_snapshot(rt, client, target, db, &local) {
+        // A read-only snapshot has nothing to commit; it ends either way.
+        Ok(outcome) => statement("COMMIT").map(|()| outcome),
+        // A broken connection is dropped by the caller, its snapshot with it.
+        Err(e @ Error::RemoteUnavailable(_)) => Err(e),
+        Err(e) => {
+            let _ = statement("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 fn pull_in_snapshot(
@@ -248,7 +273,7 @@ fn pull_in_snapshot(
     db: &Database,
     local: &LocalReplica,
 ) -> Result<SyncOutcome> {
-    let remote = rt.block_on(read_state(client, target))?;
+    let remote = rt.block_on(super::timed(target, read_state(client, target)))?;
     check_pairing(local, &remote, target)?;
     let since = if local.bound_to.is_some() {
         local.generation as i64
@@ -256,6 +281,7 @@ fn pull_in_snapshot(
         0
     };
     if local.bound_to.is_some() && remote.generation == since {
+        db.write_statement(|c| note_pass(c, remote.generation), |_| Ok(()))?;
         return Ok(SyncOutcome {
             from_generation: local.generation,
             to_generation: local.generation,
@@ -318,8 +344,12 @@ fn fetch_pages(
         let mut after = (since, String::new());
         loop {
             let page = rt
-                .block_on(client.query(sql.as_str(), &[&since, &after.0, &after.1]))
-                .map_err(|e| target.error(&e))
+                .block_on(super::timed(target, async {
+                    client
+                        .query(sql.as_str(), &[&since, &after.0, &after.1])
+                        .await
+                        .map_err(|e| target.error(&e))
+                }))
                 .and_then(|page| {
                     if let Some(last) = page.last() {
                         after = (last.try_get(1).unwrap_or(i64::MAX), last.try_get(0).unwrap_or_default());

@@ -44,7 +44,7 @@ impl Syncer {
         let (s, w) = (Arc::clone(&stop), wake.clone());
         std::thread::Builder::new()
             .name("pattern-cache-sync".into())
-            .spawn(move || run(host, &remote, &s, &w, &woken))
+            .spawn(move || run(host, remote, &s, &w, &woken))
             .map_err(|e| Error::io("starting the remote syncer thread", e))?;
         Ok(Syncer { stop, wake })
     }
@@ -88,7 +88,7 @@ fn try_role(db_path: &std::path::Path) -> Option<File> {
 
 fn run<H: Host>(
     host: Weak<H>,
-    remote: &Remote,
+    remote: Arc<Remote>,
     stop: &AtomicBool,
     wake: &mpsc::Sender<()>,
     woken: &mpsc::Receiver<()>,
@@ -117,14 +117,15 @@ fn run<H: Host>(
     };
     while !stop.load(Ordering::Acquire) {
         let Some(h) = host.upgrade() else { return };
-        let notified: Option<super::connect::OnNotify> = if remote.config.listen {
-            let wake = wake.clone();
-            Some(Box::new(move |_payload: &str| {
-                let _ = wake.send(());
-            }))
-        } else {
-            None
-        };
+        // Wakes the wait below on a notification (its payload is the
+        // generation just committed) and when the connection ends.
+        let (wake_up, seen) = (wake.clone(), Arc::downgrade(&remote));
+        let notified: Option<super::connect::OnNotify> = Some(Box::new(move |payload: Option<&str>| {
+            if let (Some(r), Some(Ok(g))) = (seen.upgrade(), payload.map(str::parse::<u64>)) {
+                r.saw_generation(g);
+            }
+            let _ = wake_up.send(());
+        }));
         // The LISTEN connection is the syncer's own: notifications ride on it.
         let client = rt.block_on(super::timed(remote.target(), async {
             let client = remote.connect_checked(h.database(), notified).await?;
@@ -174,6 +175,7 @@ fn run<H: Host>(
                 return;
             }
             if client.is_closed() {
+                remote.set_connected(false);
                 break;
             }
         }
