@@ -216,7 +216,7 @@ fn in_pinned_transaction(
     remote: &RemoteState,
     big: bool,
     body: impl FnOnce(&Connection) -> Result<u64>,
-) -> Result<(u64, Generation)> {
+) -> Result<SyncOutcome> {
     db.write_once(big, |conn| {
         if local.bound_to.is_none() {
             conn.execute(
@@ -240,7 +240,12 @@ fn in_pinned_transaction(
             params![remote.generation, remote.changed_at],
         )?;
         note_pass(conn, remote.generation)?;
-        Ok((applied, queries::generation(conn)?))
+        Ok(SyncOutcome {
+            from_generation: local.generation,
+            to_generation: remote.generation as u64,
+            rows_applied: applied,
+            local: queries::generation(conn)?,
+        })
     })
 }
 
@@ -291,7 +296,7 @@ fn pull_in_snapshot(
     }
     // Pages are fetched and validated on a thread of their own while the
     // previous page is applied, so the pass costs about the larger of the two.
-    let (applied, generation) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let (pages, next_page) = std::sync::mpsc::sync_channel::<Result<Vec<(i64, Change)>>>(2);
         scope.spawn(move || fetch_pages(rt, client, target, since, &pages));
         in_pinned_transaction(db, local, &remote, true, |conn| {
@@ -313,12 +318,6 @@ fn pull_in_snapshot(
             }
             Ok(applied)
         })
-    })?;
-    Ok(SyncOutcome {
-        from_generation: local.generation,
-        to_generation: remote.generation as u64,
-        rows_applied: applied,
-        local: generation,
     })
 }
 
@@ -396,15 +395,9 @@ pub fn apply_own_write(
     if local.bound_to != Some(remote.source_id) || !next {
         return pull(rt, client, target, db);
     }
-    let (applied, generation) = in_pinned_transaction(db, &local, remote, false, |conn| {
+    in_pinned_transaction(db, &local, remote, false, |conn| {
         let mut dim = queries::embedding_dim(conn)?;
         apply(conn, changes, &mut dim)?;
         Ok(changes.len() as u64)
-    })?;
-    Ok(SyncOutcome {
-        from_generation: local.generation,
-        to_generation: remote.generation as u64,
-        rows_applied: applied,
-        local: generation,
     })
 }
