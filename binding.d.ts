@@ -245,3 +245,19 @@ export interface JsUsageEntry {
  * the process alive.
  */
 export declare function open(makePattern: () => unknown, makePatterns: () => unknown, config?: JsOpenConfig | undefined | null, onEvent?: ((arg: JsCacheEvent) => void) | undefined | null, onLog?: ((arg: string) => void) | undefined | null): Promise<NativePatternCache>
+
+/**
+ * `pattern-cache remote migrate`: creates or migrates the remote schema;
+ * resolves with the version found and the version now.
+ */
+export declare function remoteMigrate(url: string): Promise<number[]>
+
+/** `pattern-cache remote status`: resolves with [schema version, generation]. */
+export declare function remoteProbe(url: string): Promise<number[]>
+
+/**
+ * `open` on this thread when the process has the database and the current
+ * cache file open already (a second open): `null` when it would have to
+ * wait or work (then index.js calls `open`).
+ */
+export declare function tryOpen(makePattern: () => unknown, makePatterns: () => unknown, config?: JsOpenConfig | undefined | null, onEvent?: ((arg: JsCacheEvent) => void) | undefined | null, onLog?: ((arg: string) => void) | undefined | null): NativePatternCache | null

@@ -837,3 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativePatternCache = nativeBinding.NativePatternCache
 module.exports.open = nativeBinding.open
+module.exports.remoteMigrate = nativeBinding.remoteMigrate
+module.exports.remoteProbe = nativeBinding.remoteProbe
+module.exports.tryOpen = nativeBinding.tryOpen
