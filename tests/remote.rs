@@ -273,6 +273,7 @@ fn against_a_real_postgres() {
     replicas_converge_on_a_model(&server);
     hostile_rows_are_rejected_and_change_nothing(&server);
     a_row_only_role_works_after_migrate(&server);
+    a_big_pass_drops_and_restores_the_triggers(&server);
     a_server_that_goes_away(&server);
     drop(server);
     tls(bin);
@@ -500,6 +501,58 @@ fn a_row_only_role_works_after_migrate(server: &Server) {
     assert!(e.to_string().contains("pattern-cache remote migrate"), "{e}");
     assert!(sqlite_all(&db_path(dir.path())).is_empty());
     r.shutdown();
+}
+
+/// A pass of more changes than a cache file could be amended with runs with
+/// the change triggers dropped; afterwards they are back, the log floor says
+/// older files must be rebuilt, and small passes are amended as before.
+fn a_big_pass_drops_and_restores_the_triggers(server: &Server) {
+    server.create_db("big");
+    let url = server.url("big", "postgres");
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let a = replica(dirs[0].path(), &url, |c| c.background_rebuild = Some(false));
+    // No notifications and no polls: the passes below are this test's own.
+    let b = replica(dirs[1].path(), &url, |c| {
+        c.background_rebuild = Some(false);
+        c.remote_listen = Some(false);
+        c.remote_poll_interval_ms = Some(600_000.0);
+    });
+    let inputs = gen_inputs(21, 5000, 4);
+    a.store_patterns(&inputs[..10]).expect("store");
+    b.sync_remote().expect("sync");
+    assert!(b.rebuild(pattern_cache::Trigger::Manual).expect("rebuild").success);
+    for chunk in inputs[10..].chunks(1000) {
+        a.store_patterns(chunk).expect("store");
+    }
+    let mut model = Model::from_inputs(&inputs);
+    let synced = b.sync_remote().expect("a big pass");
+    assert_eq!(synced.rows_applied, 4990);
+    assert_eq!(b.query(&PatternFilter::default()).expect("read"), model.all());
+    assert_eq!(b.stats().expect("stats").pattern_count, 5000);
+    let db = pattern_cache::db::Database::open(&db_path(dirs[1].path()))
+        .expect("open")
+        .db;
+    let (triggers, floor): (i64, i64) = db
+        .read(|c| {
+            Ok((
+                c.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'", [], |r| {
+                    r.get(0)
+                })?,
+                c.query_row("SELECT log_floor FROM cache_state", [], |r| r.get(0))?,
+            ))
+        })
+        .expect("read schema");
+    assert_eq!((triggers, floor), (7, synced.to_generation as i64));
+    // A small pass again: logged, and tier 1 amended with it.
+    assert!(b.rebuild(pattern_cache::Trigger::Manual).expect("rebuild").success);
+    let changed = gen_inputs(22, 3, 4);
+    a.store_patterns(&changed).expect("store");
+    model.store(&changed);
+    b.sync_remote().expect("a small pass");
+    assert_eq!(b.query(&PatternFilter::default()).expect("read"), model.all());
+    assert_eq!(b.metrics().expect("metrics").tier, pattern_cache::Tier::Cache);
+    a.shutdown();
+    b.shutdown();
 }
 
 /// The server stops: reads go on, writes and syncs fail with

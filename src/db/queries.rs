@@ -327,6 +327,14 @@ pub fn embedding_dim(conn: &Connection) -> Result<Option<usize>> {
 /// Inserts or replaces validated patterns. `created_at` of an existing
 /// pattern is kept when the caller gave none (`keep_created` marks those).
 pub fn upsert_patterns(conn: &Connection, patterns: &[(Pattern, bool)]) -> Result<()> {
+    for (p, keep_created) in patterns {
+        upsert_pattern(conn, p, *keep_created)?;
+    }
+    Ok(())
+}
+
+/// `upsert_patterns` of one.
+pub fn upsert_pattern(conn: &Connection, p: &Pattern, keep_created: bool) -> Result<()> {
     let mut stmt = conn.prepare_cached(&format!(
         "INSERT INTO patterns ({PATTERN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT(id) DO UPDATE SET
@@ -337,25 +345,23 @@ pub fn upsert_patterns(conn: &Connection, patterns: &[(Pattern, bool)]) -> Resul
            last_used = excluded.last_used, usage_count = excluded.usage_count,
            success_count = excluded.success_count, metadata = excluded.metadata"
     ))?;
-    for (p, keep_created) in patterns {
-        stmt.execute(params![
-            p.id,
-            p.pattern_type,
-            p.domain,
-            p.framework,
-            p.content,
-            f32_bytes::to_le_bytes(&p.embedding),
-            p.coverage,
-            p.flakiness_score,
-            p.verdict.as_str(),
-            p.created_at,
-            p.last_used,
-            p.usage_count,
-            p.success_count,
-            p.metadata_json,
-            keep_created,
-        ])?;
-    }
+    stmt.execute(params![
+        p.id,
+        p.pattern_type,
+        p.domain,
+        p.framework,
+        p.content,
+        f32_bytes::to_le_bytes(&p.embedding),
+        p.coverage,
+        p.flakiness_score,
+        p.verdict.as_str(),
+        p.created_at,
+        p.last_used,
+        p.usage_count,
+        p.success_count,
+        p.metadata_json,
+        keep_created,
+    ])?;
     Ok(())
 }
 

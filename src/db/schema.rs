@@ -101,6 +101,16 @@ fn v4_replica() -> String {
         );
         ",
     );
+    for (name, create) in change_triggers() {
+        v4.push_str(&format!("DROP TRIGGER {name};\n{create}\n"));
+    }
+    v4
+}
+
+/// The change triggers as v4 left them (and later versions keep): (name,
+/// CREATE statement). A replica applying a very large pass drops them for
+/// its transaction and makes them again at its end (`remote::replica`).
+pub fn change_triggers() -> Vec<(&'static str, String)> {
     let log = |table: &str, key: &str, row: &str| {
         format!(
             "INSERT INTO {table} ({key}, generation) SELECT {row}.{key}, generation FROM cache_state WHERE singleton = 1 \
@@ -160,12 +170,10 @@ fn v4_replica() -> String {
             format!("{b} {}", log("config_changes", "agent_id", "OLD")),
         ),
     ];
-    for (name, when, body) in triggers {
-        v4.push_str(&format!(
-            "DROP TRIGGER {name};\nCREATE TRIGGER {name} {when} BEGIN {body} END;\n"
-        ));
-    }
-    v4
+    triggers
+        .into_iter()
+        .map(|(name, when, body)| (name, format!("CREATE TRIGGER {name} {when} BEGIN {body} END;")))
+        .collect()
 }
 
 /// Every column but the counters a use changes (`usage_count`,

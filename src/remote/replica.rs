@@ -26,11 +26,16 @@ use tokio_postgres::Client;
 use super::connect::Target;
 use super::rows::{self, Change};
 use super::schema::SCHEMA;
-use crate::db::{queries, Database, Generation};
+use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
 
 /// Rows per pulled page.
 const PAGE_ROWS: i64 = 1000;
+/// Past this many changed rows a pass applies them with the change triggers
+/// dropped (and made again at its end): the log could not amend a cache file
+/// with that many changes anyway (the overlay holds up to 4,096 keys), so
+/// readers rebuild, and an initial sync costs about half as much.
+const QUIET_PASS_ROWS: i64 = 4096;
 
 /// The remote's state row, as one snapshot saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +187,7 @@ fn apply(conn: &Connection, changes: &[(i64, Change)], dim: &mut Option<usize>) 
                     }
                 }
                 *dim = Some(p.embedding.len());
-                queries::upsert_patterns(conn, std::slice::from_ref(&(p.clone(), false)))?;
+                queries::upsert_pattern(conn, p, false)?;
             }
             Change::PatternDeleted(id) => {
                 queries::delete_pattern(conn, id)?;
@@ -207,7 +212,9 @@ fn dimension_besides(conn: &Connection, id: &str) -> Result<Option<usize>> {
     Ok(len.map(|l| l as usize / 4))
 }
 
-/// Pins the triggers to `to` (a `big` pass defers its checkpoint; binding the database to the bank first when
+/// Pins the triggers to `to` (a `big` pass defers its checkpoint; a `quiet`
+/// one drops the change triggers for the transaction, and sets the log's
+/// floor to `to`, so that readers of older files rebuild; binding the database to the bank first when
 /// it is not yet), runs `body`, then sets the generation and time to the
 /// remote's.
 fn in_pinned_transaction(
@@ -215,6 +222,7 @@ fn in_pinned_transaction(
     local: &LocalReplica,
     remote: &RemoteState,
     big: bool,
+    quiet: bool,
     body: impl FnOnce(&Connection) -> Result<u64>,
 ) -> Result<SyncOutcome> {
     db.write_once(big, |conn| {
@@ -234,7 +242,23 @@ fn in_pinned_transaction(
             "UPDATE cache_state SET pinned = ?1 WHERE singleton = 1",
             [remote.generation],
         )?;
+        let triggers = if quiet { schema::change_triggers() } else { Vec::new() };
+        for (name, _) in &triggers {
+            conn.execute_batch(&format!("DROP TRIGGER {name}"))?;
+        }
         let applied = body(conn)?;
+        if quiet {
+            for (_, create) in &triggers {
+                conn.execute_batch(create)?;
+            }
+            conn.execute_batch(
+                "DELETE FROM pattern_changes; DELETE FROM usage_changes; DELETE FROM config_changes;",
+            )?;
+            conn.execute(
+                "UPDATE cache_state SET log_floor = ?1, pattern_count = (SELECT count(*) FROM patterns) WHERE singleton = 1",
+                [remote.generation],
+            )?;
+        }
         conn.execute(
             "UPDATE cache_state SET pinned = NULL, generation = ?1, changed_at = ?2 WHERE singleton = 1",
             params![remote.generation, remote.changed_at],
@@ -296,10 +320,25 @@ fn pull_in_snapshot(
     }
     // Pages are fetched and validated on a thread of their own while the
     // previous page is applied, so the pass costs about the larger of the two.
+    let pending: i64 = rt
+        .block_on(super::timed(target, async {
+            client
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM {SCHEMA}.patterns WHERE generation > $1) \
+                         + (SELECT count(*) FROM {SCHEMA}.agent_configs WHERE generation > $1)"
+                    ),
+                    &[&since],
+                )
+                .await
+                .map_err(|e| target.error(&e))
+        }))?
+        .get(0);
+    let quiet = pending > QUIET_PASS_ROWS;
     std::thread::scope(|scope| {
         let (pages, next_page) = std::sync::mpsc::sync_channel::<Result<Vec<(i64, Change)>>>(2);
         scope.spawn(move || fetch_pages(rt, client, target, since, &pages));
-        in_pinned_transaction(db, local, &remote, true, |conn| {
+        in_pinned_transaction(db, local, &remote, true, quiet, |conn| {
             let mut dim = queries::embedding_dim(conn)?;
             let mut applied = 0u64;
             for page in next_page {
@@ -395,7 +434,7 @@ pub fn apply_own_write(
     if local.bound_to != Some(remote.source_id) || !next {
         return pull(rt, client, target, db);
     }
-    in_pinned_transaction(db, &local, remote, false, |conn| {
+    in_pinned_transaction(db, &local, remote, false, false, |conn| {
         let mut dim = queries::embedding_dim(conn)?;
         apply(conn, changes, &mut dim)?;
         Ok(changes.len() as u64)
