@@ -1020,9 +1020,17 @@ test('the server stops in the middle of a write and of a sync: REMOTE_UNAVAILABL
 
   // 4. Restart; a fresh replica syncs the bank, and the server stops once the sync has pulled
   //    the patterns and waits for the configs (a lock on agent_configs holds it there).
+  //    F opens under the lock: its syncer's first pass (which starts at once) is held there too,
+  //    so whichever of the two passes the server's stop lands in, it lands in the middle.
   await server.startServer()
-  const f = await openReplica(t, 'F (fresh)', { url: server.url(db), pollInterval: 60_000 })
-  const synced = await stopServerInTheMiddle(db, 'pattern_cache.agent_configs', () => f.cache.syncRemote())
+  /** @type {Replica | undefined} */
+  let opened
+  const synced = await stopServerInTheMiddle(db, 'pattern_cache.agent_configs', async () => {
+    opened = await openReplica(t, 'F (fresh)', { url: server.url(db), pollInterval: 60_000 })
+    return opened.cache.syncRemote()
+  })
+  assert.ok(opened)
+  const f = opened
   assert.equal(synced.ok, false, 'a sync whose snapshot the server lost in the middle cannot resolve')
   if (!synced.ok) {
     assert.equal(synced.e.code, 'REMOTE_UNAVAILABLE', `the interrupted sync: ${synced.e.message}`)

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::runtime::Runtime;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::connect::Target;
@@ -134,7 +135,7 @@ pub fn last_pass(conn: &Connection) -> Result<Option<(i64, u64)>> {
 
 pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
     let row = client
-        .query_one(
+        .query_typed_one(
             &format!("SELECT generation, changed_at, source_id FROM {SCHEMA}.state WHERE singleton"),
             &[],
         )
@@ -323,12 +324,12 @@ fn pull_in_snapshot(
     let pending: i64 = rt
         .block_on(super::timed(target, async {
             client
-                .query_one(
+                .query_typed_one(
                     &format!(
                         "SELECT (SELECT count(*) FROM {SCHEMA}.patterns WHERE generation > $1) \
                          + (SELECT count(*) FROM {SCHEMA}.agent_configs WHERE generation > $1)"
                     ),
-                    &[&since],
+                    &[(&since, Type::INT8)],
                 )
                 .await
                 .map_err(|e| target.error(&e))
@@ -384,7 +385,10 @@ fn fetch_pages(
             let page = rt
                 .block_on(super::timed(target, async {
                     client
-                        .query(sql.as_str(), &[&since, &after.0, &after.1])
+                        .query_typed(
+                            sql.as_str(),
+                            &[(&since, Type::INT8), (&after.0, Type::INT8), (&after.1, Type::TEXT)],
+                        )
                         .await
                         .map_err(|e| target.error(&e))
                 }))

@@ -4,6 +4,7 @@
 //! notifies listeners, and returns the rows as they now are, so the writer
 //! can apply them to its replica without pulling.
 
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::connect::Target;
@@ -41,19 +42,22 @@ pub struct Committed {
 /// (no such pattern), and was rolled back.
 pub async fn commit(client: &Client, target: &Target, write: Write<'_>) -> Result<Option<Committed>> {
     let err = |e: tokio_postgres::Error| target.error(&e);
-    client.batch_execute("BEGIN").await.map_err(err)?;
+    // Round trips are most of a write's time: BEGIN and the generation bump
+    // go out together, statements carry their parameter types (no prepare),
+    // and the notification rides on the bump (NOTIFY is delivered at COMMIT,
+    // and not at all when the write rolls back).
+    let bump = format!(
+        "UPDATE {SCHEMA}.state SET generation = generation + 1, \
+         changed_at = greatest(changed_at, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) \
+         WHERE singleton RETURNING generation, changed_at, source_id, pg_notify('{CHANNEL}', (generation)::text)::text"
+    );
+    let (begun, bumped) =
+        futures_util::future::join(client.batch_execute("BEGIN"), client.query_typed_one(&bump, &[])).await;
     let body = async {
-        let row = client
-            .query_one(
-                &format!(
-                    "UPDATE {SCHEMA}.state SET generation = generation + 1, \
-                     changed_at = greatest(changed_at, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) \
-                     WHERE singleton RETURNING generation, changed_at, source_id"
-                ),
-                &[],
-            )
-            .await
-            .map_err(err)?;
+        let row = match (begun, bumped) {
+            (Ok(()), Ok(row)) => row,
+            (Err(e), _) | (_, Err(e)) => return Err(err(e)),
+        };
         let source: Vec<u8> = row.get(2);
         let state = RemoteState {
             generation: row.get(0),
@@ -66,10 +70,6 @@ pub async fn commit(client: &Client, target: &Target, write: Write<'_>) -> Resul
         if changed.is_empty() {
             return Ok(None);
         }
-        client
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &state.generation.to_string()])
-            .await
-            .map_err(err)?;
         Ok(Some(Committed {
             state,
             changes: changed,
@@ -108,7 +108,7 @@ async fn change_rows(
         Write::StorePatterns(patterns) => {
             if let Some(first) = patterns.first() {
                 let held: Option<i32> = client
-                    .query_opt(
+                    .query_typed_opt(
                         &format!("SELECT length(embedding) FROM {s}.patterns WHERE NOT deleted LIMIT 1"),
                         &[],
                     )
@@ -128,31 +128,36 @@ async fn change_rows(
             store_patterns(client, target, generation, patterns).await?
         }
         Write::DeletePattern(id) => client
-            .query(
+            .query_typed(
                 &format!(
                     "UPDATE {s}.patterns SET deleted = true, generation = $1, type = NULL, domain = NULL, \
                      framework = NULL, content = NULL, embedding = NULL, coverage = NULL, flakiness_score = NULL, \
                      verdict = NULL, created_at = NULL, last_used = NULL, usage_count = 0, success_count = 0, \
                      metadata = NULL WHERE id = $2 AND NOT deleted RETURNING {PATTERN_COLUMNS}"
                 ),
-                &[&generation, &id],
+                &[(&generation, Type::INT8), (&id, Type::TEXT)],
             )
             .await
             .map_err(err)?,
         Write::RecordUsages { uses, strict } => {
-            let statement = client
-                .prepare(&format!(
-                    "UPDATE {s}.patterns SET usage_count = usage_count + 1, success_count = success_count + $3, \
-                     last_used = greatest(coalesce(last_used, $4), $4), generation = $1 \
-                     WHERE id = $2 AND NOT deleted RETURNING {PATTERN_COLUMNS}"
-                ))
-                .await
-                .map_err(err)?;
+            let statement = format!(
+                "UPDATE {s}.patterns SET usage_count = usage_count + 1, success_count = success_count + $3, \
+                 last_used = greatest(coalesce(last_used, $4), $4), generation = $1 \
+                 WHERE id = $2 AND NOT deleted RETURNING {PATTERN_COLUMNS}"
+            );
             // Sent all at once: tokio-postgres pipelines them on the connection, in order.
             let successes: Vec<i64> = uses.iter().map(|u| i64::from(u.1)).collect();
             let updates = uses.iter().zip(&successes).map(|(&(id, _, at), success)| {
                 let statement = &statement;
-                async move { (id, client.query_opt(statement, &[&generation, &id, success, &at]).await) }
+                async move {
+                    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 4] = [
+                        (&generation, Type::INT8),
+                        (&id, Type::TEXT),
+                        (success, Type::INT8),
+                        (&at, Type::INT8),
+                    ];
+                    (id, client.query_typed_opt(statement, &params).await)
+                }
             });
             let mut rows = Vec::with_capacity(uses.len());
             for (id, row) in futures_util::future::join_all(updates).await {
@@ -169,7 +174,7 @@ async fn change_rows(
             rows
         }
         Write::StoreConfig(c) => client
-            .query(
+            .query_typed(
                 &format!(
                     "INSERT INTO {s}.agent_configs ({CONFIG_COLUMNS}) VALUES ($1, $2, false, $3, $4, $5, $6) \
                      ON CONFLICT (agent_id) DO UPDATE SET generation = excluded.generation, deleted = false, \
@@ -177,23 +182,23 @@ async fn change_rows(
                      updated_at = excluded.updated_at RETURNING {CONFIG_COLUMNS}"
                 ),
                 &[
-                    &c.agent_id,
-                    &generation,
-                    &c.agent_type,
-                    &c.config_json,
-                    &c.version,
-                    &c.updated_at,
+                    (&c.agent_id, Type::TEXT),
+                    (&generation, Type::INT8),
+                    (&c.agent_type, Type::TEXT),
+                    (&c.config_json, Type::TEXT),
+                    (&c.version, Type::TEXT),
+                    (&c.updated_at, Type::INT8),
                 ],
             )
             .await
             .map_err(err)?,
         Write::DeleteConfig(id) => client
-            .query(
+            .query_typed(
                 &format!(
                     "UPDATE {s}.agent_configs SET deleted = true, generation = $1, type = NULL, config_json = NULL, \
                      version = NULL, updated_at = NULL WHERE agent_id = $2 AND NOT deleted RETURNING {CONFIG_COLUMNS}"
                 ),
-                &[&generation, &id],
+                &[(&generation, Type::INT8), (&id, Type::TEXT)],
             )
             .await
             .map_err(err)?,
@@ -233,7 +238,7 @@ async fn store_patterns(
     let metadata: Vec<Option<String>> = patterns.iter().map(|(p, _)| p.metadata_json.clone()).collect();
     let keep: Vec<bool> = patterns.iter().map(|(_, k)| *k).collect();
     client
-        .query(
+        .query_typed(
             &format!(
                 "INSERT INTO {s}.patterns ({PATTERN_COLUMNS})
                  SELECT u.id, $1, false, u.type, u.domain, u.framework, u.content, u.embedding, u.coverage,
@@ -257,22 +262,22 @@ async fn store_patterns(
                  RETURNING {PATTERN_COLUMNS}"
             ),
             &[
-                &generation,
-                &ids,
-                &types,
-                &domains,
-                &frameworks,
-                &contents,
-                &embeddings,
-                &coverage,
-                &flakiness,
-                &verdicts,
-                &created,
-                &last_used,
-                &usage,
-                &success,
-                &metadata,
-                &keep,
+                (&generation, Type::INT8),
+                (&ids, Type::TEXT_ARRAY),
+                (&types, Type::TEXT_ARRAY),
+                (&domains, Type::TEXT_ARRAY),
+                (&frameworks, Type::TEXT_ARRAY),
+                (&contents, Type::TEXT_ARRAY),
+                (&embeddings, Type::BYTEA_ARRAY),
+                (&coverage, Type::FLOAT8_ARRAY),
+                (&flakiness, Type::FLOAT8_ARRAY),
+                (&verdicts, Type::TEXT_ARRAY),
+                (&created, Type::INT8_ARRAY),
+                (&last_used, Type::INT8_ARRAY),
+                (&usage, Type::INT8_ARRAY),
+                (&success, Type::INT8_ARRAY),
+                (&metadata, Type::TEXT_ARRAY),
+                (&keep, Type::BOOL_ARRAY),
             ],
         )
         .await
