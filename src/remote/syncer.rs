@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::replica::SyncOutcome;
 use super::Remote;
-use crate::db::Database;
+use crate::db::{queries, Database};
 use crate::error::{Error, Result};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -62,15 +62,34 @@ impl Drop for Syncer {
     }
 }
 
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    /// A notification, or the connection's end.
+    Signal,
+    Timeout,
+    Stop,
+}
+
 /// Sleeps up to `d` or until woken; drains further wake-ups (one pass
-/// answers them all). False when told to stop.
-fn wait(d: Duration, woken: &mpsc::Receiver<()>, stop: &AtomicBool) -> bool {
-    match woken.recv_timeout(d) {
-        Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-        Err(RecvTimeoutError::Disconnected) => return false,
-    }
+/// answers them all).
+fn wait_for(d: Duration, woken: &mpsc::Receiver<()>, stop: &AtomicBool) -> Woke {
+    let why = match woken.recv_timeout(d) {
+        Ok(()) => Woke::Signal,
+        Err(RecvTimeoutError::Timeout) => Woke::Timeout,
+        Err(RecvTimeoutError::Disconnected) => return Woke::Stop,
+    };
     while woken.try_recv().is_ok() {}
-    !stop.load(Ordering::Acquire)
+    if stop.load(Ordering::Acquire) {
+        Woke::Stop
+    } else {
+        why
+    }
+}
+
+/// `wait_for`: false when told to stop.
+fn wait(d: Duration, woken: &mpsc::Receiver<()>, stop: &AtomicBool) -> bool {
+    wait_for(d, woken, stop) != Woke::Stop
 }
 
 fn try_role(db_path: &std::path::Path) -> Option<File> {
@@ -154,13 +173,26 @@ fn run<H: Host>(
         remote.set_connected(true);
         drop(h);
         // Passes until the connection breaks.
+        let mut woke = Woke::Timeout;
         loop {
             let Some(h) = host.upgrade() else { return };
-            match remote.pass(rt, &client, h.database()) {
+            // A notification of a generation the replica holds already (this
+            // machine's own write, applied by its writer) needs no pass.
+            let seen = remote.status().remote_generation;
+            let behind = woke != Woke::Signal
+                || h.database()
+                    .read(|c| Ok(!super::replica::is_replica(c)? || queries::generation(c)?.generation < seen))
+                    .unwrap_or(true);
+            let pass = if behind {
+                remote.pass(rt, &client, h.database()).map(Some)
+            } else {
+                Ok(None)
+            };
+            match pass {
                 Ok(outcome) => {
                     reported = None;
-                    if outcome.to_generation > outcome.from_generation {
-                        h.synced(&outcome);
+                    if let Some(o) = outcome.filter(|o| o.to_generation > o.from_generation) {
+                        h.synced(&o);
                     }
                 }
                 Err(e @ Error::RemoteUnavailable(_)) => {
@@ -171,7 +203,8 @@ fn run<H: Host>(
                 Err(e) => report(&h, &e, &mut reported),
             }
             drop(h);
-            if !wait(poll, woken, stop) {
+            woke = wait_for(poll, woken, stop);
+            if woke == Woke::Stop {
                 return;
             }
             if client.is_closed() {
