@@ -3,9 +3,9 @@
 // BENCH_QUICK=1: only the 10,000-pattern sizes and fewer iterations (for development);
 // its report goes to benchmark/data/RESULTS.quick.md instead of benchmark/RESULTS.md.
 // --only <group>[,<group>...] (or BENCH_ONLY=...): only those groups of measures, of
-// open, reads, memory, rebuild, cold, search, usage; the report goes to
-// benchmark/data/RESULTS.only-<groups>.md, and a full (not quick) search or usage group
-// also replaces its own section of benchmark/RESULTS.md.
+// open, reads, memory, rebuild, cold, search, usage, remote; the report goes to
+// benchmark/data/RESULTS.only-<groups>.md, and a full (not quick) search, usage or remote
+// group also replaces its own section of benchmark/RESULTS.md.
 //
 // Measures (see lib/targets.js for the targets and README.md for the method):
 //   open to ready: a first open in a fresh process, then a second open in that process
@@ -15,7 +15,10 @@
 //   rebuildCache() and the event-loop stall during it; a fresh process's require + open + query;
 //   similarity search (lib/search-group.js): searchSimilar against brute-force and ANN libraries;
 //   use counters (lib/usage-group.js): a burst of recordUsage from 8 processes with reads
-//   throughout, against better-sqlite3's UPDATE; the RSS of `pattern-cache export` at 100,000 x 768.
+//   throughout, against better-sqlite3's UPDATE; the RSS of `pattern-cache export` at 100,000 x 768;
+//   a shared bank (lib/remote-group.js, where PostgreSQL is installed): the initial sync of
+//   100,000 x 768 against psql's COPY, commit-to-visible latency between two replicas (NOTIFY,
+//   polling), storePattern / recordUsage against a plain INSERT / UPDATE.
 // After each group: this process's RSS and V8 heap (after a full GC). Besides RESULTS.md,
 // every run draws its targets in an SVG (lib/chart.js): benchmark/results.svg.
 
@@ -29,10 +32,11 @@ const { ensureDataset } = require('./lib/dataset')
 const { collect, percentile, summary, micro, stallTracker, sleep } = require('./lib/measure')
 const { machine, versions } = require('./lib/machine')
 const { evaluate } = require('./lib/targets')
-const { consoleReport, writeMarkdown, fmtTime, fmtBytes, searchSection, spliceSearchSection, usageSection, spliceUsageSection } = require('./lib/report')
+const { consoleReport, writeMarkdown, fmtTime, fmtBytes, searchSection, spliceSearchSection, usageSection, spliceUsageSection, remoteSection, spliceRemoteSection } = require('./lib/report')
 const chart = require('./lib/chart')
 const { measureSearch } = require('./lib/search-group')
 const { measureUsage } = require('./lib/usage-group')
+const { measureRemote } = require('./lib/remote-group')
 const { SELECT_ONE, rowToPattern } = require('./lib/rows')
 const load = require('./lib/load')
 
@@ -45,9 +49,9 @@ const CONFIG = QUICK
   : { openRuns: 20, openWarmup: 2, microTime: 2000, microWarmup: 300, memoryRuns: 3, rebuildRuns: 5, coldRuns: 30, coldWarmup: 3,
       searchTime: 2000, searchWarmup: 200, searchIterations: 50, firstRuns: 5 }
 
-const GROUPS = ['open', 'reads', 'memory', 'rebuild', 'cold', 'search', 'usage']
+const GROUPS = ['open', 'reads', 'memory', 'rebuild', 'cold', 'search', 'usage', 'remote']
 /** Groups with a section of their own in RESULTS.md (spliced in place by --only runs). */
-const SECTIONS = ['search', 'usage']
+const SECTIONS = ['search', 'usage', 'remote']
 /** The groups asked for with --only a,b (or --only=a,b, or BENCH_ONLY=a,b); null: all. */
 function onlyGroups() {
   const argv = process.argv.slice(2)
@@ -184,12 +188,22 @@ function processMemory(label) {
   log(`  (this process after ${label}: RSS ${fmtBytes(row.rss)}${row.rssFile !== undefined ? ` (${fmtBytes(row.rssAnon)} anonymous, ${fmtBytes(row.rssFile)} file-backed)` : ''}, V8 heap used ${fmtBytes(row.heapUsed)})`)
 }
 
-/** Runs one measure group, recording how much CPU other processes took meanwhile, and this process's memory after it. */
-async function group(name, fn) {
+/**
+ * Runs one measure group, recording how much CPU other processes took meanwhile, and this process's memory after it.
+ * elsewhere(): CPU seconds the group itself caused in processes that are not this process's children
+ * (the remote group's PostgreSQL server, daemonized by pg_ctl), not counted as other processes' load.
+ */
+async function group(name, fn, { elsewhere } = {}) {
   await waitForQuiet()
   const before = load.snapshot()
   await fn()
   const used = load.between(before, load.snapshot())
+  const own = elsewhere ? elsewhere() : 0
+  if (used && own > 0) {
+    used.ownElsewhereSeconds = own
+    used.otherCpuSeconds = Math.max(0, used.otherCpuSeconds - own)
+    used.otherCores = used.seconds > 0 ? used.otherCpuSeconds / used.seconds : 0
+  }
   if (used) {
     results.load.push({ group: name, ...used })
     if (used.otherCores > 0.1) log(`  ! other processes used ${used.otherCores.toFixed(2)} cores on average during ${name}`)
@@ -490,6 +504,11 @@ async function main() {
   if (runs('usage')) {
     await group('use counters and export', () => measureUsage({ log, attempt, quick: QUICK, results }))
   }
+  if (runs('remote')) {
+    await group('shared bank (PostgreSQL)', () => measureRemote({ log, attempt, quick: QUICK, results }), {
+      elsewhere: () => (results.remote && results.remote.serverCpuSeconds) || 0,
+    })
+  }
 
   results.finishedAt = new Date().toISOString()
   results.durationMs = performance.now() - started
@@ -529,7 +548,7 @@ function runOf(groups, context) {
 
 /**
  * The report of a run of some groups only: benchmark/data/RESULTS.only-<groups>.md (+ .json);
- * a full (not quick) search or usage group also replaces its own section of
+ * a full (not quick) search, usage or remote group also replaces its own section of
  * benchmark/RESULTS.md, leaving the rest of that file (the last full run's) as it was.
  */
 function writeOnly(targets, context, measured) {
@@ -541,6 +560,7 @@ function writeOnly(targets, context, measured) {
   const sections = {
     search: () => searchSection(results, context, { targets: targets.filter((t) => t.measure.startsWith('searchSimilar')), separate }),
     usage: () => usageSection(results, context, { targets: targets.filter((t) => t.measure.startsWith('usage burst') || t.measure.startsWith('pattern-cache export')), separate }),
+    remote: () => remoteSection(results, context, { targets: targets.filter((t) => t.group === 'remote'), separate }),
   }
   if (ONLY.length === 1 && sections[ONLY[0]]) {
     fs.writeFileSync(out, `# pattern-cache benchmark results: ${command}\n\n${sections[ONLY[0]]()}`)
@@ -555,10 +575,13 @@ function writeOnly(targets, context, measured) {
   const own = path.join(__dirname, 'data', `results.${tag}.svg`)
   chart.write(own, { rows: mine, runs: [run] })
   log(`wrote ${path.relative(process.cwd(), own)}`)
-  if (!QUICK) {
+  // a remote group that did not run (no PostgreSQL here) keeps its last measured bars
+  const replaced = ONLY.filter((g) => !(g === 'remote' && results.remote && results.remote.skipped))
+  if (!QUICK && replaced.length) {
     const picture = path.join(__dirname, 'results.svg')
-    chart.write(picture, chart.merge(chart.read(picture), { rows: mine, runs: [run] }, ONLY))
-    log(`replaced the bars of ${ONLY.join(', ')} in ${path.relative(process.cwd(), picture)}`)
+    const rows = mine.filter((t) => replaced.includes(t.group))
+    chart.write(picture, chart.merge(chart.read(picture), { rows, runs: [runOf(replaced, context)] }, replaced))
+    log(`replaced the bars of ${replaced.join(', ')} in ${path.relative(process.cwd(), picture)}`)
   }
   if (QUICK) return
   const main = path.join(__dirname, 'RESULTS.md')
@@ -569,6 +592,12 @@ function writeOnly(targets, context, measured) {
   if (runs('usage') && results.usage && (results.usage.burst.length || results.usage.export)) {
     spliceUsageSection(main, sections.usage())
     log(`replaced the use counters and export section of ${path.relative(process.cwd(), main)}`)
+  }
+  // a group that did not run (no PostgreSQL here) leaves the last measured section as it was
+  const remote = results.remote
+  if (runs('remote') && remote && !remote.skipped && (remote.sync || remote.latency.length || remote.writes)) {
+    spliceRemoteSection(main, sections.remote())
+    log(`replaced the shared bank (PostgreSQL) section of ${path.relative(process.cwd(), main)}`)
   }
 }
 

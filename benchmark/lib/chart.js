@@ -36,6 +36,7 @@ const cut = (s, n) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`)
 const GROUP_TITLES = {
   open: 'open to ready', memory: 'memory after open', reads: 'reads', rebuild: 'rebuild',
   cold: 'fresh process', search: 'similarity search', usage: 'use counters and export',
+  remote: 'shared bank (PostgreSQL)',
 }
 /** The groups in the order of lib/targets.js's rows. */
 const ORDER = Object.keys(GROUP_TITLES)

@@ -257,6 +257,119 @@ ${separate && results.notes.length ? `\nNotes of this run:\n\n${results.notes.ma
 /** Replaces the usage section of an existing RESULTS.md (or adds it before "## Machine load"). */
 const spliceUsageSection = (file, section) => spliceSection(file, section, USAGE_BEGIN, USAGE_END)
 
+const REMOTE_BEGIN = '<!-- remote: begin -->'
+const REMOTE_END = '<!-- remote: end -->'
+const fmtMiB = (b) => (b === undefined || Number.isNaN(b) ? '-' : `${(b / 2 ** 20).toFixed(b < 10 * 2 ** 20 ? 2 : 0)} MiB`)
+
+/** The initial sync against COPY: one row per contender. */
+function remoteSyncTable(remote) {
+  const c = remote.contenders
+  const binary = remote.copy.binary.median
+  const sec = (x) => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)} s`)
+  const rows = [
+    [c.sync.title, remote.sync.ms, '-', remote.sync.cpu ? `${sec(remote.sync.cpu.self)} (this process, every thread)` : '-', remote.sync.cpu ? sec(remote.sync.cpu.server) : '-'],
+    [c['copy-binary'].title, remote.copy.binary, fmtMiB(remote.copy.binary.bytes), remote.copy.binary.cpu ? `${sec(remote.copy.binary.cpu.psql)} (psql)` : '-', remote.copy.binary.cpu ? sec(remote.copy.binary.cpu.server) : '-'],
+    [c['copy-text'].title, remote.copy.text, fmtMiB(remote.copy.text.bytes), remote.copy.text.cpu ? `${sec(remote.copy.text.cpu.psql)} (psql)` : '-', remote.copy.text.cpu ? sec(remote.copy.text.cpu.server) : '-'],
+  ]
+  return table(
+    ['contender', 'median', 'slowest', 'fastest', 'runs', 'median / binary COPY\'s', 'bytes sent (COPY output)', 'CPU of the client (median)', 'CPU of the server (median)'],
+    rows.map(([title, s, bytes, client, server]) => [title, fmtMs(s.median), fmtMs(s.max), fmtMs(s.min), s.runs, fmtRatioOf(s.median / binary), bytes, client, server]),
+  )
+}
+
+/** Each fresh replica's sync, and its first tier-1 read after it. */
+function remoteSyncRunsTable(remote) {
+  return table(
+    ['round', 'syncRemote() (awaited)', 'its `duration`', 'generation', 'rows applied', 'open (not timed above)', 'reads served from after the sync', 'rebuildCache()', 'first tier-1 read after the sync', 'replica on disk (SQLite + cache file)'],
+    remote.sync.runs.map((r) => [
+      r.round + 1,
+      fmtMs(r.ms),
+      fmtMs(r.duration),
+      `${r.fromGeneration} -> ${r.toGeneration}`,
+      fmtN(r.rowsApplied),
+      fmtMs(r.openMs),
+      r.tierAfterSync,
+      fmtMs(r.rebuildMs),
+      fmtMs(r.firstReadMs),
+      fmtMiB(r.replicaBytes),
+    ]),
+  )
+}
+
+function remoteLatencyTable(remote) {
+  return table(
+    ['syncer options (both replicas)', 'writes', 'visible on B: p50', 'p99', 'slowest', 'fastest', 'A\'s storePattern: p50', 'p99', 'B answered before A\'s call resolved', 'B\'s remote_synced events'],
+    remote.latency.map((l) => [l.what, l.n, fmtMs(l.visible.median), fmtMs(l.visible.p99), fmtMs(l.visible.max), fmtMs(l.visible.min), fmtMs(l.write.median), fmtMs(l.write.p99), `${l.beforeWrite} of ${l.n}`, l.bSynced]),
+  )
+}
+
+function remoteWritesTable(remote) {
+  const w = remote.writes
+  const c = remote.contenders
+  return table(
+    ['write', 'pattern-cache p50', 'p99', 'slowest', 'pg client p50', 'p99', 'slowest', 'p50 ratio', 'p99 ratio'],
+    [
+      [`${c.store.title} vs ${c.insert.title}`, w.store, w.insert],
+      [`${c.use.title} vs ${c.update.title}`, w.use, w.update],
+    ].map(([label, a, b]) => [label, fmtMs(a.median), fmtMs(a.p99), fmtMs(a.max), fmtMs(b.median), fmtMs(b.p99), fmtMs(b.max), fmtRatioOf(a.median / b.median), fmtRatioOf(a.p99 / b.p99)]),
+  )
+}
+
+/** The remote (shared bank) section of RESULTS.md (empty when the group did not run). */
+function remoteSection(results, { machine, versions }, { targets, separate } = {}) {
+  const remote = results.remote
+  if (!remote) return ''
+  const set = `${fmtN(remote.size)} x ${remote.dim}`
+  const v = remote.versions || {}
+  const server = remote.serverCpuSeconds
+  return `${REMOTE_BEGIN}
+## A shared bank (PostgreSQL)
+
+${separate ? `Measured on its own by \`${separate.command}\` on ${results.finishedAt} (${(results.durationMs / 60000).toFixed(1)} minutes; pattern-cache commit ${(separate.measured || versions)['pattern-cache commit']}, addon built ${(separate.measured || versions)['pattern-cache addon built']}${separate.measured && separate.measured['pattern-cache addon built'] !== versions['pattern-cache addon built'] ? ': the addon this process loaded at its start; it was rebuilt during the run' : ''}), on ${machine.cpu} (${machine.cores} cores, ${machine.memoryGiB.toFixed(1)} GiB), ${machine.os}, Node.js ${versions.node}${v.PostgreSQL ? `, PostgreSQL ${v.PostgreSQL} (${v.psql}; pg ${v.pg})` : ''};
+the rest of this file is from the last full run.
+Other processes used ${results.load.map((l) => `${l.otherCores.toFixed(2)} cores on average (${l.otherCpuSeconds.toFixed(1)} s of CPU in ${l.seconds.toFixed(0)} s)`).join(', ') || 'an unknown share of the CPU'} while it ran${server !== null && server !== undefined ? ` (not counting the group's own PostgreSQL server: ${server.toFixed(1)} s of CPU)` : ''}.
+
+${targets ? `${targetsTable(targets)}\n\n` : ''}` : ''}${remote.skipped ? `**Not run: ${remote.skipped}.**\n\n` : ''}${!remote.skipped && !separate && v.PostgreSQL ? `PostgreSQL ${v.PostgreSQL} (${v.psql}; the pg client ${v.pg}), started for the group${server !== null && server !== undefined ? `; its processes used ${server.toFixed(1)} s of CPU` : ''}.\n\n` : ''}${remote.sync && remote.copy ? `### Initial sync of ${set}
+
+A bank of ${set} (${remote.load ? `generation ${remote.load.generation}; table, TOAST and indexes ${fmtMiB(remote.load.tableBytes)}` : ''}), synced into a fresh replica by one \`await syncRemote()\` (one pass, one local SQLite transaction), against psql's COPY of the same rows to /dev/null; ${remote.sync.runs.length} rounds, each starting with another contender, after one untimed run of each COPY (which also counted its output).
+
+${remoteSyncTable(remote)}
+
+${remoteSyncRunsTable(remote)}
+
+` : ''}${remote.load ? `Loading the bank: ${fmtN(remote.load.patterns)} patterns in ${fmtN(remote.load.batches)} \`storePatterns\` batches of ${fmtN(remote.load.batchSize)} from one writer replica (\`remote: { url }\`, \`backgroundRebuild: false\`), each awaited: ${fmtMs(remote.load.ms)} in all, **${fmtN(Math.round(remote.load.perSecond))} patterns/s** (${(remote.load.payloadBytes / 2 ** 20 / (remote.load.ms / 1000)).toFixed(1)} MiB/s of content, embeddings and metadata); a batch: median ${fmtMs(remote.load.batch.median)}, p99 ${fmtMs(remote.load.batch.p99)}, slowest ${fmtMs(remote.load.batch.max)}.
+
+` : ''}${remote.latency.length ? `### Commit on one replica to visible on another
+
+Two replicas A and B of a bank of ${fmtN(remote.config.latencyBank)} patterns, each in its own directory with its own syncer, in this process; one pattern stored on A at a time (after ${remote.config.latencyWarmup} untimed; before each a random pause, of up to ${remote.latency.map((l) => `${fmtN(l.pauseMax)} ms ${l.mode === 'NOTIFY' ? 'with NOTIFY' : 'when polling (the poll interval, so writes do not fall in step with the poll timer)'}`).join(' and ')}): from just before \`a.storePattern(p)\` to B's first \`loadPattern(id)\` that returns it, B polled in a loop that yields with \`setImmediate\`; A's own call timed alongside.
+
+${remoteLatencyTable(remote)}
+
+` : ''}${remote.writes ? `### Writes against a plain INSERT
+
+${fmtN(remote.writes.n)} of each, awaited one after another (after ${remote.config.writeWarmup} untimed), pattern-cache's call and the pg client's statement alternating (each iteration starting with the other), on one replica of the same ${fmtN(remote.config.latencyBank)}-pattern bank and a plain table in the same database.
+
+${remoteWritesTable(remote)}
+
+` : ''}Method:
+
+- Server: a throwaway cluster of the tests' harness (\`__test__/postgres.js\`: initdb and pg_ctl as the \`postgres\` user, 127.0.0.1, ${remote.server ? remote.server.settings : 'fsync=off, synchronous_commit=off, full_page_writes=off'}, everything else PostgreSQL's defaults), started for the group and stopped at its end; no durability cost on either side, the same for every contender. The replicas and the benchmark share the machine's ${machine.cores} cores with it.
+- Data: lib/dataset.js's seeded patterns (random unit float32 embeddings of ${remote.dim}, 100-500 bytes of content, small JSON metadata).
+- Contenders of the initial sync:
+${['sync', 'copy-binary', 'copy-text'].map((k) => `  - **${remote.contenders[k].title}**: ${remote.contenders[k].description}`).join('\n')}
+  The replica's background syncer runs a pass right after it connects, so it would race the timed \`syncRemote()\` for the first sync: ${remote.sync && remote.sync.heldSyncer === false ? 'flock(1) was not installed, so it was not held off (rows applied shows which pass did the work).' : 'while timed, the benchmark holds \`<db>.syncer-lock\` itself (\`flock -n <db>.syncer-lock\`), so the syncer waits for the role and the timed call does the whole sync.'}
+  After it, with \`backgroundRebuild: false\`, \`rebuildCache()\` builds the cache file and one \`loadPattern\` is checked to be served by tier 1 (\`getMetrics().tier\`): "first tier-1 read after the sync" is that rebuild plus the read; the first and last patterns read back are compared with what was stored.
+- Commit to visible: the options of both replicas per row (A's write goes to the server in one transaction and resolves once A's own replica has it; B's syncer pulls it when woken by NOTIFY or at its poll). Each replica is caught up by its syncer's first pass (its \`remote_synced\` event, so its LISTEN is in place) before the writes.
+- Writes: what a pattern-cache write does that the INSERT does not: \`BEGIN\`; \`UPDATE pattern_cache.state SET generation = generation + 1 ... RETURNING\` (the row lock that serializes every writer of the bank, held to COMMIT); for a store, a look at the bank's embedding dimension and the row's \`INSERT ... SELECT ... FROM unnest(...) ON CONFLICT (id) DO UPDATE ... RETURNING\` (every column), for a use \`UPDATE ... SET usage_count = usage_count + 1 ... RETURNING\`; \`pg_notify\`; \`COMMIT\` (six round trips for a store, five for a use, each awaited, instead of one); then the returned row applied to the local SQLite replica under the machine's pass lock, and the cache file's bookkeeping; the call runs on the addon's threads and resolves back on the event loop. The INSERT and UPDATE: ${remote.contenders.insert.description} ${remote.contenders.update.description}
+- CPU of a run: the client's (this process's \`process.cpuUsage()\`, every thread, for the sync; psql's, a reaped child's, from /proc/self/stat, for COPY) and the server's (below), in 10 ms ticks.
+- CPU: the server's processes are not this benchmark's children, so the machine-load table counts them as other processes; ${server !== null && server !== undefined ? `they used ${server.toFixed(1)} s of CPU in the group (the postmaster's, its reaped backends' and its live children's, /proc), subtracted there` : 'their CPU could not be read'}.
+${remote.notes.length ? `\nNotes of this group:\n\n${remote.notes.map((n) => `- ${n}`).join('\n')}\n` : ''}${separate && results.notes.filter((n) => !n.startsWith('remote: ')).length ? `\nNotes of this run:\n\n${results.notes.filter((n) => !n.startsWith('remote: ')).map((n) => `- ${n}`).join('\n')}\n` : ''}${REMOTE_END}
+`
+}
+
+/** Replaces the remote section of an existing RESULTS.md (or adds it before "## Machine load"). */
+const spliceRemoteSection = (file, section) => spliceSection(file, section, REMOTE_BEGIN, REMOTE_END)
+
 function consoleReport(results, targets, titles) {
   const out = ['']
   if (results.timings.length) out.push('## Results (median and p99 per awaited call or per run)', '', timingsTable(results, titles), '')
@@ -266,6 +379,10 @@ function consoleReport(results, targets, titles) {
   if (results.search) out.push('## Similarity search', '', searchTable(results.search), '', searchBuildTable(results.search), '')
   if (results.usage?.burst.length) out.push('## Usage burst', '', usageBurstTable(results.usage), '')
   if (results.usage?.export) out.push('## pattern-cache export', '', usageExportTable(results.usage.export), '')
+  if (results.remote?.skipped) out.push('## A shared bank (PostgreSQL)', '', `Not run: ${results.remote.skipped}`, '')
+  if (results.remote?.sync && results.remote?.copy) out.push('## Initial sync against COPY', '', remoteSyncTable(results.remote), '', remoteSyncRunsTable(results.remote), '')
+  if (results.remote?.latency.length) out.push('## Commit to visible', '', remoteLatencyTable(results.remote), '')
+  if (results.remote?.writes) out.push('## Writes against a plain INSERT', '', remoteWritesTable(results.remote), '')
   out.push('## Targets', '', targetsTable(targets), '')
   return out.join('\n')
 }
@@ -320,6 +437,7 @@ ${rebuildTable(results, titles)}
 
 ${searchSection(results, { machine, versions, config })}
 ${usageSection(results, { machine, versions, config })}
+${remoteSection(results, { machine, versions, config })}
 ## The benchmark process's memory after each group
 
 \`process.memoryUsage()\` of the benchmark process (not its child processes) after each group of measures and a full GC (\`gc()\`, which benchmark/lib/measure.js exposes in every run, so \`npm run bench\` needs no \`--expose-gc\`; the GC runs after the group, outside every timing).
@@ -371,4 +489,4 @@ function writeMarkdown(file, ...args) {
   fs.writeFileSync(file, markdown(...args))
 }
 
-module.exports = { consoleReport, writeMarkdown, fmtTime, fmtBytes, searchSection, spliceSearchSection, usageSection, spliceUsageSection, markdown }
+module.exports = { consoleReport, writeMarkdown, fmtTime, fmtBytes, searchSection, spliceSearchSection, usageSection, spliceUsageSection, remoteSection, spliceRemoteSection, markdown }

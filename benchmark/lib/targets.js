@@ -40,8 +40,8 @@ function evaluate(results, { groups } = {}) {
   const state = { group: null }
   const add = adder(rows, state)
   // only groups with targets of their own: just theirs
-  if (groups && groups.every((g) => g === 'search' || g === 'usage')) {
-    return [...(only('search') ? searchTargets(results) : []), ...(only('usage') ? usageTargets(results) : [])]
+  if (groups && groups.every((g) => g === 'search' || g === 'usage' || g === 'remote')) {
+    return [...(only('search') ? searchTargets(results) : []), ...(only('usage') ? usageTargets(results) : []), ...(only('remote') ? remoteTargets(results) : [])]
   }
   // "contender time / pattern-cache time >= k"
   const faster = (measure, size, other, k, label = measure) => {
@@ -115,7 +115,7 @@ function evaluate(results, { groups } = {}) {
   state.group = 'open'
   add(`${OPEN}, 100,000: pattern-cache now / before the vectors section (${OPEN_BEFORE_SEARCH.ms} ms at ${OPEN_BEFORE_SEARCH.commit}: repeated opens in one process, each validating)`,
     'no worse (<= 1.10x: run-to-run noise)', time(OPEN, 100000, PC) / OPEN_BEFORE_SEARCH.ms, fmtRatio, (x) => x <= 1.1, lower(1.1))
-  return rows.concat(only('search') ? searchTargets(results) : [], only('usage') ? usageTargets(results) : [])
+  return rows.concat(only('search') ? searchTargets(results) : [], only('usage') ? usageTargets(results) : [], only('remote') ? remoteTargets(results) : [])
 }
 
 /** The similarity-search targets (results.search, from lib/search-group.js). */
@@ -215,4 +215,56 @@ function usageTargets(results) {
   return rows
 }
 
-module.exports = { evaluate, searchTargets, usageTargets, fmtRatio }
+/**
+ * The remote group's targets (results.remote, from lib/remote-group.js): the initial sync of
+ * 100,000 x 768 into a fresh replica within 3x of psql's binary COPY of the same rows. The rest
+ * is reported without a target: the text COPY, the bank's load through storePatterns, the first
+ * tier-1 read after the sync, commit-to-visible latency with NOTIFY and with polling only, and
+ * storePattern / recordUsage against a plain INSERT / UPDATE from the pg client.
+ */
+function remoteTargets(results) {
+  const rows = []
+  const add = adder(rows, { group: 'remote' })
+  const remote = results.remote || { skipped: 'the group did not run', size: 100000, dim: 768, latency: [] }
+  const set = `${fmtN(remote.size)} x ${remote.dim}`
+  const indicative = remote.size < 100000 ? ` (target is for 100,000 x 768; measured at ${set})` : ''
+  const label = `initial sync of ${set} into a fresh replica: syncRemote() (one pass, one local transaction) / psql COPY ... TO STDOUT (FORMAT binary) of the same rows${indicative}`
+  const info = (measure, result) => rows.push({ measure, target: 'reported (no target)', result, met: null, reported: true, group: 'remote' })
+  if (remote.skipped) {
+    rows.push({ measure: label, target: '<= 3x', result: `not run: ${remote.skipped}`, met: null, group: 'remote' })
+    return rows
+  }
+  const sync = remote.sync
+  const copy = remote.copy
+  add(label, '<= 3x', sync && copy ? sync.ms.median / copy.binary.median : undefined,
+    (x) => `${fmtRatio(x)} (${fmtMs(sync.ms.median)} / ${fmtMs(copy.binary.median)}, medians of ${sync.ms.runs})`, (x) => x <= 3, lower(3))
+  if (sync && copy) {
+    info(`initial sync of ${set}: syncRemote() / psql COPY ... TO STDOUT (text format) of the same rows`,
+      `${fmtRatio(sync.ms.median / copy.text.median)} (${fmtMs(sync.ms.median)} / ${fmtMs(copy.text.median)})`)
+    info(`initial sync of ${set}: the replica's first tier-1 read after the sync (backgroundRebuild: false: rebuildCache(), then loadPattern)`,
+      `${fmtMs(sync.firstReadMs)} (rebuildCache() ${fmtMs(sync.rebuildMs)}), medians of ${sync.runs.length}`)
+  }
+  if (remote.load) {
+    const l = remote.load
+    info(`loading the bank of ${set} through storePatterns (batches of ${fmtN(l.batchSize)}, one writer replica)`,
+      `${fmtN(Math.round(l.perSecond))} patterns/s (${fmtMs(l.ms)}; a batch p50 ${fmtMs(l.batch.median)}, p99 ${fmtMs(l.batch.p99)})`)
+  }
+  for (const mode of remote.modes || []) {
+    const lat = remote.latency.find((x) => x.mode === mode.name)
+    const measure = `commit on replica A to visible on replica B (storePattern to B's first loadPattern answer), ${mode.what}`
+    if (!lat) add(measure, 'reported (no target)', undefined)
+    else info(`${measure}, ${lat.n} writes`, `p50 ${fmtMs(lat.visible.median)}, p99 ${fmtMs(lat.visible.p99)}; A's own storePattern p50 ${fmtMs(lat.write.median)}, p99 ${fmtMs(lat.write.p99)}`)
+  }
+  const w = remote.writes
+  const versus = (a, b) => `p50 ${fmtMs(a.median)} vs ${fmtMs(b.median)} (${fmtRatio(a.median / b.median)}), p99 ${fmtMs(a.p99)} vs ${fmtMs(b.p99)} (${fmtRatio(a.p99 / b.p99)})`
+  if (w) {
+    info(`awaited storePattern (one 768-dim pattern, ${w.n} one after another) vs the pg client's INSERT of the same row (autocommit), same server`, versus(w.store, w.insert))
+    info(`awaited recordUsage(id, { success: true }) (${w.n}) vs the pg client's UPDATE ... SET n = n + 1 (autocommit), same server`, versus(w.use, w.update))
+  } else {
+    add('awaited storePattern vs the pg client\'s INSERT', 'reported (no target)', undefined)
+    add('awaited recordUsage vs the pg client\'s UPDATE', 'reported (no target)', undefined)
+  }
+  return rows
+}
+
+module.exports = { evaluate, searchTargets, usageTargets, remoteTargets, fmtRatio }
