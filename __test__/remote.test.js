@@ -29,7 +29,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const util = require('node:util')
-const { fork, spawnSync } = require('node:child_process')
+const { fork, spawn, spawnSync } = require('node:child_process')
 const { PatternCache } = require('../index.js')
 const { generatePatterns, expectedStored, byteOrder, tempDir, rng } = require('./helpers.js')
 const postgres = require('./postgres.js')
@@ -134,6 +134,23 @@ class RemoteModel {
 
 /** A JSON round trip (what answers() returns is one). @param {unknown} v @returns {any} */
 const json = (v) => JSON.parse(JSON.stringify(v))
+
+/**
+ * Holds `<dbPath>.syncer-lock` (flock(1) in a child) until the test ends, so
+ * that no background syncer runs on that replica: its passes are the test's.
+ * @param {import('node:test').TestContext} t @param {string} dbPath
+ */
+async function holdSyncerRole(t, dbPath) {
+  const holder = spawn('flock', ['-n', `${dbPath}.syncer-lock`, '-c', 'echo held; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.after(() => {
+    holder.stdin.end()
+    holder.kill()
+  })
+  await new Promise((resolve, reject) => {
+    holder.stdout.once('data', resolve)
+    holder.once('exit', (code) => reject(new Error(`flock could not take ${dbPath}.syncer-lock (exit ${code})`)))
+  })
+}
 
 /**
  * `count` patterns of `dim` dimensions (helpers.js), ids with this prefix.
@@ -1091,7 +1108,10 @@ test('a remote that stops answering (a network black hole, mid-sync): writes and
   await a.cache.storePatterns(bank)
   model.store(bank)
   const viaProxy = { url: proxy.url(db), pollInterval: 60_000 }
-  const f = await openReplica(t, 'F (fresh, through the proxy)', viaProxy)
+  // F's own syncer must not do (or hold) the sync this test interrupts.
+  const fDir = fs.mkdtempSync(path.join(TMP, 'F-'))
+  await holdSyncerRole(t, path.join(fDir, 'replica.db'))
+  const f = await openReplica(t, 'F (fresh, through the proxy)', viaProxy, { dir: fDir })
   const x = await openReplica(t, 'X (through the proxy)', viaProxy)
   const [p, q] = makePatterns(2, 102, 'hole-write')
   /** @type {Promise<any>[]} */
