@@ -183,4 +183,68 @@ function tempDir(name) {
   return dir
 }
 
-module.exports = { eventLog, keepAliveUntil, rng, generatePatterns, expectedStored, plain, byteOrder, Model, tempDir, DOMAINS, TYPES, FRAMEWORKS }
+/**
+ * The messages of a child process or worker thread (`emitter`), by type:
+ * `next(type[, ms])` resolves with the next one of that type (from a queue
+ * of those that came first), and rejects once the child reports
+ * `{ type: 'error' }`, fails, or exits while one is awaited, or after `ms`.
+ * @param {NodeJS.EventEmitter} emitter @param {string} name the child's script, for messages
+ * @returns {{ next: (type: string, ms?: number) => Promise<any>, exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }> }}
+ */
+function mailbox(emitter, name) {
+  /** @type {any[]} */
+  const inbox = []
+  /** @type {Array<{ type: string, resolve: (m: any) => void, reject: (e: Error) => void }>} */
+  let waiters = []
+  /** @type {Error | null} */
+  let failure = null
+  /** @param {Error} e */
+  const fail = (e) => {
+    failure = e
+    for (const w of waiters) w.reject(e)
+    waiters = []
+  }
+  emitter.on('message', (/** @type {any} */ m) => {
+    if (m && m.type === 'error') return fail(new Error(`${name} failed: ${m.message}`))
+    const i = waiters.findIndex((w) => w.type === m.type)
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m)
+    else inbox.push(m)
+  })
+  emitter.on('error', fail)
+  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
+  const exited = new Promise((resolve) =>
+    emitter.on('exit', (/** @type {number | null} */ code, /** @type {NodeJS.Signals | null} */ signal = null) => {
+      resolve({ code, signal })
+      if (waiters.length) fail(new Error(`${name} exited (${code ?? signal}) while a message was awaited`))
+    }),
+  )
+  return {
+    exited,
+    next(type, ms) {
+      const i = inbox.findIndex((m) => m.type === type)
+      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0])
+      if (failure) return Promise.reject(failure)
+      return new Promise((resolve, reject) => {
+        const timer = ms === undefined ? undefined : setTimeout(() => {
+          waiters = waiters.filter((w) => w.resolve !== done)
+          reject(new Error(`timed out after ${ms} ms waiting for ${name}'s '${type}'`))
+        }, ms)
+        /** @param {any} m */
+        const done = (m) => {
+          clearTimeout(timer)
+          resolve(m)
+        }
+        waiters.push({
+          type,
+          resolve: done,
+          reject: (e) => {
+            clearTimeout(timer)
+            reject(e)
+          },
+        })
+      })
+    },
+  }
+}
+
+module.exports = { mailbox, eventLog, keepAliveUntil, rng, generatePatterns, expectedStored, plain, byteOrder, Model, tempDir, DOMAINS, TYPES, FRAMEWORKS }

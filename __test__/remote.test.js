@@ -31,7 +31,7 @@ const path = require('node:path')
 const util = require('node:util')
 const { fork, spawn, spawnSync } = require('node:child_process')
 const { PatternCache } = require('../index.js')
-const { generatePatterns, expectedStored, byteOrder, tempDir, rng } = require('./helpers.js')
+const { generatePatterns, expectedStored, byteOrder, tempDir, rng, mailbox } = require('./helpers.js')
 const postgres = require('./postgres.js')
 const { answers, openRemote, remoteMetrics, runOp, plainPattern } = require('./remote-worker.js')
 
@@ -432,32 +432,7 @@ function startWorker(t, job, { env, pipeStderr = false } = {}) {
     child.stderr.setEncoding('utf8')
     child.stderr.on('data', (d) => (stderr += d))
   }
-  /** @type {any[]} */
-  const inbox = []
-  /** @type {Array<{ type: string, resolve: (m: any) => void, reject: (e: Error) => void }>} */
-  let waiters = []
-  /** @type {Error | null} */
-  let failure = null
-  /** @param {Error} e */
-  const fail = (e) => {
-    failure = e
-    for (const w of waiters) w.reject(e)
-    waiters = []
-  }
-  child.on('message', (/** @type {any} */ m) => {
-    if (m && m.type === 'error') return fail(new Error(`remote-worker.js failed: ${m.message}`))
-    const i = waiters.findIndex((w) => w.type === m.type)
-    if (i >= 0) waiters.splice(i, 1)[0].resolve(m)
-    else inbox.push(m)
-  })
-  child.on('error', fail)
-  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null }>} */
-  const exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => {
-      resolve({ code, signal })
-      if (waiters.length) fail(new Error(`remote-worker.js exited (${code ?? signal}) while a message was awaited`))
-    }),
-  )
+  const { next, exited } = mailbox(child, 'remote-worker.js')
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
@@ -469,30 +444,7 @@ function startWorker(t, job, { env, pipeStderr = false } = {}) {
     /** @param {unknown} m */
     post: (m) => child.send(/** @type {any} */ (m)),
     /** @param {string} type @param {number} [ms] @returns {Promise<any>} */
-    next(type, ms = 90_000) {
-      const i = inbox.findIndex((m) => m.type === type)
-      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0])
-      if (failure) return Promise.reject(failure)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters = waiters.filter((w) => w.resolve !== done)
-          reject(new Error(`timed out after ${ms} ms waiting for the worker's '${type}'`))
-        }, ms)
-        /** @param {any} m */
-        const done = (m) => {
-          clearTimeout(timer)
-          resolve(m)
-        }
-        waiters.push({
-          type,
-          resolve: done,
-          reject: (e) => {
-            clearTimeout(timer)
-            reject(e)
-          },
-        })
-      })
-    },
+    next: (type, ms = 90_000) => next(type, ms),
   }
 }
 

@@ -19,7 +19,7 @@ const fs = require('node:fs')
 const { fork, execFileSync } = require('node:child_process')
 const { Worker } = require('node:worker_threads')
 const { PatternCache, ERROR_CODES } = require('../index.js')
-const { eventLog, generatePatterns, Model, plain, rng, tempDir, byteOrder, DOMAINS, TYPES, FRAMEWORKS } = require('./helpers.js')
+const { eventLog, generatePatterns, Model, plain, rng, tempDir, byteOrder, DOMAINS, TYPES, FRAMEWORKS, mailbox } = require('./helpers.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const WORKER = path.join(__dirname, 'store-worker.js')
@@ -196,32 +196,8 @@ async function snapshot(dbPath, agentIds = []) {
 function startHelper(job, { thread = false } = {}) {
   const child = thread ? new Worker(WORKER) : fork(WORKER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const emitter = /** @type {NodeJS.EventEmitter} */ (/** @type {unknown} */ (child))
-  /** @type {any[]} */
-  const inbox = []
-  /** @type {Array<{ type: string, resolve: (m: any) => void, reject: (e: Error) => void }>} */
-  let waiters = []
-  /** @type {Error | null} */
-  let failure = null
-  /** @param {Error} e */
-  const fail = (e) => {
-    failure = e
-    for (const w of waiters) w.reject(e)
-    waiters = []
-  }
-  emitter.on('message', (/** @type {any} */ m) => {
-    if (m && m.type === 'error') return fail(new Error(`store-worker.js failed: ${m.message}`))
-    const i = waiters.findIndex((w) => w.type === m.type)
-    if (i >= 0) waiters.splice(i, 1)[0].resolve(m)
-    else inbox.push(m)
-  })
-  emitter.on('error', fail)
-  /** @type {Promise<number | null>} */
-  const exited = new Promise((resolve) =>
-    emitter.on('exit', (/** @type {number | null} */ code) => {
-      resolve(code)
-      if (waiters.length) fail(new Error(`store-worker.js exited (${code}) while a message was awaited`))
-    }),
-  )
+  const box = mailbox(emitter, 'store-worker.js')
+  const exited = box.exited.then((e) => e.code)
   /** @param {unknown} m */
   const post = (m) => (thread ? /** @type {Worker} */ (child).postMessage(m) : /** @type {import('node:child_process').ChildProcess} */ (child).send(/** @type {any} */ (m)))
   post({ type: 'job', job })
@@ -229,12 +205,7 @@ function startHelper(job, { thread = false } = {}) {
     post,
     exited,
     /** @param {string} type @returns {Promise<any>} */
-    next(type) {
-      const i = inbox.findIndex((m) => m.type === type)
-      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0])
-      if (failure) return Promise.reject(failure)
-      return new Promise((resolve, reject) => waiters.push({ type, resolve, reject }))
-    },
+    next: (type) => box.next(type),
   }
 }
 
