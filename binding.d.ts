@@ -74,6 +74,9 @@ export declare class NativePatternCache {
   get closed(): boolean
 }
 
+/** Every `code` an error from this package can carry (`ERROR_CODES` in JS). */
+export declare function errorCodes(): Array<string>
+
 export interface JsAgentConfig {
   agentId: string
   type: string

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativePatternCache = nativeBinding.NativePatternCache
+module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.open = nativeBinding.open
 module.exports.remoteMigrate = nativeBinding.remoteMigrate
 module.exports.remoteProbe = nativeBinding.remoteProbe

@@ -71,6 +71,27 @@ pub enum Error {
     Internal(String),
 }
 
+/// Every code an error can carry, in the order the README lists them: the
+/// one list that JavaScript's `ERROR_CODES` is made from (`errorCodes()`).
+pub const CODES: &[&str] = &[
+    "INVALID_PATTERN",
+    "INVALID_AGENT_CONFIG",
+    "INVALID_ARGUMENT",
+    "CLOSED",
+    "DB_ERROR",
+    "DB_BUSY",
+    "SCHEMA_TOO_NEW",
+    "IO_ERROR",
+    "CACHE_CORRUPT",
+    "CACHE_INCOMPATIBLE",
+    "CACHE_UNAVAILABLE",
+    "REMOTE_UNAVAILABLE",
+    "REMOTE_ERROR",
+    "REMOTE_INVALID_ROW",
+    "REMOTE_MISMATCH",
+    "INTERNAL",
+];
+
 impl Error {
     /// The stable code (see README, "Error codes").
     pub fn code(&self) -> &'static str {
@@ -136,5 +157,34 @@ mod tests {
         assert_eq!(Error::io("x", io::Error::other("y")).code(), "IO_ERROR");
         assert!(Error::invalid_pattern("p1", "bad").to_string().contains("'p1'"));
         assert!(!Error::invalid_pattern("", "bad").to_string().contains("''"));
+    }
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let one_of_each = [
+            Error::invalid_pattern("a", "x"),
+            Error::InvalidAgentConfig("x".into()),
+            Error::InvalidArgument("x".into()),
+            Error::Closed,
+            Error::Db(rusqlite::Error::InvalidQuery),
+            Error::DbBusy("x".into()),
+            Error::SchemaTooNew { found: 2, supported: 1 },
+            Error::io("x", io::Error::other("y")),
+            Error::CacheCorrupt("x".into()),
+            Error::CacheIncompatible("x".into()),
+            Error::CacheUnavailable("x".into()),
+            Error::RemoteUnavailable("x".into()),
+            Error::Remote("x".into()),
+            Error::RemoteInvalidRow {
+                table: "patterns",
+                key: "k".into(),
+                generation: 1,
+                reason: "x".into(),
+            },
+            Error::RemoteMismatch("x".into()),
+            Error::Internal("x".into()),
+        ];
+        let codes: Vec<&str> = one_of_each.iter().map(Error::code).collect();
+        assert_eq!(codes, CODES, "CODES lists every variant's code, in order");
     }
 }

@@ -617,3 +617,9 @@ pub fn inject_fault(step: String, errno: Option<i32>) -> napi::Result<()> {
     set(Some((step, errno)));
     Ok(())
 }
+
+/// Every `code` an error from this package can carry (`ERROR_CODES` in JS).
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    crate::error::CODES.to_vec()
+}
