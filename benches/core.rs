@@ -56,7 +56,7 @@ fn benches(c: &mut Criterion) {
     let mut record = Vec::new();
     let p = pattern(7);
     pattern_cache::format::record::encode_ref(&p.as_ref(), &mut record);
-    let row = pattern_cache::format::f32_bytes::to_le_bytes(&p.embedding);
+    let row = pattern_cache::model::f32_bytes::to_le_bytes(&p.embedding);
     c.bench_function("record: decode_ref (768-dim row beside it)", |b| {
         b.iter(|| decode_ref(std::hint::black_box(&record), std::hint::black_box(&row)))
     });

@@ -7,18 +7,19 @@
 //! renames the new one over the old and fsyncs the directory. A file is
 //! never rewritten or truncated in place, so a reader's mapping stays valid.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::clock;
 use crate::db::{queries, Database};
 use crate::error::{Error, Result};
 use crate::faults::{self, Step};
 use crate::format::writer::{CacheMeta, CacheWriter};
 use crate::format::{CacheView, Header};
 pub use crate::fsutil::create_dir;
-use crate::fsutil::FILE_MODE;
+use crate::fsutil::{open_lock_file, FILE_MODE};
 
 /// The package version written into every header.
 pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
@@ -93,17 +94,13 @@ impl FileIdentity {
         };
         #[cfg(not(unix))]
         let (dev, ino) = (0, 0);
-        let modified = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .unwrap_or_default();
+        let modified = m.modified().unwrap_or(std::time::UNIX_EPOCH);
         FileIdentity {
             dev,
             ino,
             len: m.len(),
-            modified_ms: modified.as_millis() as i64,
-            modified_ns: modified.as_nanos(),
+            modified_ms: clock::unix_ms(modified),
+            modified_ns: clock::unix_ns(modified),
         }
     }
 }
@@ -164,11 +161,7 @@ pub fn open_shared_view(path: &Path) -> Result<(std::sync::Arc<CacheView>, FileI
     // something else: this package only renames) within one tick would keep
     // its identity. So only a file unchanged for longer than a tick is
     // shared; one written just now is validated again at the next open.
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    if now_ns.saturating_sub(identity.modified_ns) < STABLE_FOR.as_nanos() {
+    if clock::now_ns().saturating_sub(identity.modified_ns) < STABLE_FOR.as_nanos() {
         return Ok((view, identity));
     }
     let mut guard = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
@@ -272,21 +265,6 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
             wrote: true,
         })
     })
-}
-
-/// The lock file: never followed through a symlink (a planted link must not
-/// make us create or open a file outside the cache directory).
-fn open_lock_file(path: &Path) -> Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW);
-    }
-    options
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
 }
 
 fn temp_file(paths: &CachePaths) -> Result<tempfile::NamedTempFile> {

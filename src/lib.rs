@@ -55,6 +55,7 @@
 //! N-API, so `cargo test` runs without Node.
 
 pub mod cache_file;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -67,6 +68,7 @@ pub mod metrics;
 pub mod model;
 pub mod overlay;
 pub mod remote;
+pub mod runtime;
 pub mod scheduler;
 pub mod search;
 pub mod validate;

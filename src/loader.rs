@@ -11,12 +11,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use rusqlite::Connection;
 
 use crate::cache_file::{self, CachePaths, FileIdentity};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
@@ -123,13 +124,6 @@ struct Inner {
     /// Opened without `remote` on a replica: writes are refused (they would
     /// fork it from its bank).
     replica_without_remote: bool,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl PatternCache {

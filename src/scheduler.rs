@@ -8,7 +8,7 @@
 //! queued rebuild. The task holds the cache only weakly, so a dropped cache
 //! stops it; `stop` ends it and waits until any rebuild it started is over.
 
-use std::sync::{mpsc as std_mpsc, OnceLock, Weak};
+use std::sync::{mpsc as std_mpsc, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -50,27 +50,10 @@ pub struct Scheduler {
     done: std::sync::Mutex<Option<std_mpsc::Receiver<()>>>,
 }
 
-/// The package's one runtime: rebuild tasks, and the remote's connections.
-pub(crate) fn runtime() -> Option<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .max_blocking_threads(4)
-                .thread_name("pattern-cache-bg")
-                .enable_time()
-                .enable_io()
-                .build()
-                .ok()
-        })
-        .as_ref()
-}
-
 impl Scheduler {
     /// Starts the task for `cache`; `None` if no runtime could be made.
     pub fn start<R: Rebuild>(cache: Weak<R>) -> Option<Scheduler> {
-        let rt = runtime()?;
+        let rt = crate::runtime::get()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = std_mpsc::sync_channel(1);
         rt.spawn(async move {

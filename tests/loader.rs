@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use pattern_cache::cache_file::open_view;
+use pattern_cache::clock::now_ms;
 use pattern_cache::format::{Header, SectionId};
-use pattern_cache::loader::now_ms;
 use pattern_cache::{
     CacheEvent, EventSink, IndexKind, PatternCache, PatternFilter, PatternInput, Tier, Trigger, Verdict,
 };

@@ -7,6 +7,9 @@
 
 pub mod queries;
 pub mod schema;
+pub mod write;
+
+pub use write::{apply, Write};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::Generation;
 use crate::error::Result;
-use crate::format::f32_bytes;
 use crate::format::record::{EmbeddingRef, PatternRef};
+use crate::model::f32_bytes;
 use crate::model::{AgentConfig, Counters, IndexKind, Pattern, PatternFilter, Stats, Verdict};
 
 const PATTERN_COLUMNS: &str = "id, type, domain, framework, content, embedding, coverage, \

@@ -253,7 +253,7 @@ mod tests {
     fn record_round_trip() {
         let mut buf = Vec::new();
         encode_record(&pattern(), &mut buf).unwrap();
-        let row = crate::format::f32_bytes::to_le_bytes(&pattern().embedding);
+        let row = crate::model::f32_bytes::to_le_bytes(&pattern().embedding);
         assert_eq!(decode_record(&buf, &row).unwrap(), pattern());
     }
 

@@ -46,7 +46,7 @@ impl EmbeddingRef<'_> {
 
     pub fn to_vec(&self) -> Vec<f32> {
         match self {
-            EmbeddingRef::Le(b) => super::f32_bytes::from_le_bytes(b),
+            EmbeddingRef::Le(b) => crate::model::f32_bytes::from_le_bytes(b),
             EmbeddingRef::F32(v) => v.to_vec(),
         }
     }
@@ -404,7 +404,7 @@ mod tests {
         #[test]
         fn decodes_what_the_writer_writes(p in arb_pattern()) {
             let bytes = encode(&p);
-            let row = super::super::f32_bytes::to_le_bytes(&p.embedding);
+            let row = crate::model::f32_bytes::to_le_bytes(&p.embedding);
             prop_assert_eq!(decode_ref(&bytes, &row).unwrap().to_owned(), p.clone());
             prop_assert_eq!(p.as_ref().to_owned(), p);
         }

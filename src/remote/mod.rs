@@ -80,10 +80,6 @@ pub struct Remote {
     connected: AtomicBool,
 }
 
-pub(crate) fn runtime() -> Result<&'static Runtime> {
-    crate::scheduler::runtime().ok_or_else(|| Error::Internal("no tokio runtime could be started".into()))
-}
-
 impl Remote {
     pub fn new(config: RemoteConfig, db_path: &Path) -> Result<Remote> {
         Ok(Remote {
@@ -131,7 +127,7 @@ impl Remote {
 
     pub fn synced(&self, outcome: &SyncOutcome) {
         self.saw_generation(outcome.to_generation);
-        self.last_sync_at.store(crate::loader::now_ms(), Ordering::Relaxed);
+        self.last_sync_at.store(crate::clock::now_ms(), Ordering::Relaxed);
     }
 
     /// Connects, makes sure the remote schema is this release's (migrating
@@ -154,7 +150,7 @@ impl Remote {
         db: &Database,
         f: impl FnOnce(&Runtime, &Client) -> Result<T>,
     ) -> Result<T> {
-        let rt = runtime()?;
+        let rt = crate::runtime::required()?;
         let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_some_and(|c| c.is_closed()) {
             *slot = None;
@@ -208,7 +204,7 @@ impl Remote {
 /// release's version. Returns (version found, version now).
 pub fn migrate(url: &str) -> Result<(i64, i64)> {
     let target = Target::parse(url)?;
-    let rt = runtime()?;
+    let rt = crate::runtime::required()?;
     rt.block_on(timed(&target, async {
         let client = target.connect(None).await?;
         let found = schema::ensure(&client, &target, true).await?;
@@ -220,7 +216,7 @@ pub fn migrate(url: &str) -> Result<(i64, i64)> {
 /// generation, read without changing anything.
 pub fn probe(url: &str) -> Result<(i64, u64)> {
     let target = Target::parse(url)?;
-    let rt = runtime()?;
+    let rt = crate::runtime::required()?;
     rt.block_on(timed(&target, async {
         let client = target.connect(None).await?;
         let version = schema::ensure(&client, &target, false).await?;

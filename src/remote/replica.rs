@@ -16,7 +16,7 @@
 //! of the last change, source identity) all come from the remote, so every
 //! replica at R builds the same bytes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -29,6 +29,7 @@ use super::rows::{self, Change};
 use super::schema::SCHEMA;
 use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
+use crate::fsutil;
 
 /// Rows per pulled page.
 const PAGE_ROWS: i64 = 1000;
@@ -121,7 +122,7 @@ pub fn check_pairing(local: &LocalReplica, remote: &RemoteState, target: &Target
 fn note_pass(conn: &Connection, remote_generation: i64) -> Result<()> {
     let mut stmt =
         conn.prepare_cached("UPDATE replica_of SET synced_at = ?1, remote_generation = ?2 WHERE singleton = 1")?;
-    stmt.execute(params![crate::loader::now_ms(), remote_generation])?;
+    stmt.execute(params![crate::clock::now_ms(), remote_generation])?;
     Ok(())
 }
 
@@ -153,16 +154,10 @@ pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState>
 
 /// The machine-wide lock one sync pass holds (released when dropped).
 pub fn lock_passes(db_path: &Path) -> Result<File> {
-    let mut name = db_path.as_os_str().to_owned();
-    name.push(".sync-lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&name)
-        .map_err(|e| Error::io(format!("opening {}", Path::new(&name).display()), e))?;
+    let name = fsutil::with_suffix(db_path, ".sync-lock");
+    let file = fsutil::open_lock_file(&name)?;
     file.lock()
-        .map_err(|e| Error::io(format!("locking {}", Path::new(&name).display()), e))?;
+        .map_err(|e| Error::io(format!("locking {}", name.display()), e))?;
     Ok(file)
 }
 

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 use super::schema::SCHEMA;
 use crate::error::{Error, Result};
-use crate::format::f32_bytes;
+use crate::model::f32_bytes;
 use crate::model::{AgentConfig, AgentConfigInput, Pattern, PatternInput};
 use crate::validate;
 

@@ -8,7 +8,7 @@
 //! (re)connect, since notifications sent while disconnected are lost. A lost
 //! connection is retried with doubling backoff, reported once per outage.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
@@ -18,6 +18,7 @@ use super::replica::SyncOutcome;
 use super::Remote;
 use crate::db::{queries, Database};
 use crate::error::{Error, Result};
+use crate::fsutil;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -93,14 +94,7 @@ fn wait(d: Duration, woken: &mpsc::Receiver<()>, stop: &AtomicBool) -> bool {
 }
 
 fn try_role(db_path: &std::path::Path) -> Option<File> {
-    let mut name = db_path.as_os_str().to_owned();
-    name.push(".syncer-lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(name)
-        .ok()?;
+    let file = fsutil::open_lock_file(&fsutil::with_suffix(db_path, ".syncer-lock")).ok()?;
     file.try_lock().ok()?;
     Some(file)
 }
@@ -112,7 +106,7 @@ fn run<H: Host>(
     wake: &mpsc::Sender<()>,
     woken: &mpsc::Receiver<()>,
 ) {
-    let Ok(rt) = super::runtime() else { return };
+    let Ok(rt) = crate::runtime::required() else { return };
     let poll = remote.config.poll_interval;
     // Wait for the role: another process may be this machine's syncer.
     let _role = loop {

@@ -11,25 +11,11 @@ use super::connect::Target;
 use super::replica::RemoteState;
 use super::rows::{self, Change, CONFIG_COLUMNS, PATTERN_COLUMNS};
 use super::schema::{CHANNEL, SCHEMA};
+use crate::db::write::{other_dimension, unknown_use};
+pub use crate::db::Write;
 use crate::error::{Error, Result};
-use crate::format::f32_bytes;
-use crate::model::{AgentConfig, Pattern};
-
-/// One write, validated already.
-#[derive(Debug, Clone, Copy)]
-pub enum Write<'a> {
-    /// (pattern, keep the stored created_at when the caller gave none)
-    StorePatterns(&'a [(Pattern, bool)]),
-    DeletePattern(&'a str),
-    /// (id, success, at); `strict`: an unknown id fails the whole batch
-    /// (recordUsages), else it writes nothing and reports "not found".
-    RecordUsages {
-        uses: &'a [(&'a str, bool, i64)],
-        strict: bool,
-    },
-    StoreConfig(&'a AgentConfig),
-    DeleteConfig(&'a str),
-}
+use crate::model::f32_bytes;
+use crate::model::Pattern;
 
 /// A committed write: the remote state it made and the rows it left.
 #[derive(Debug, Clone)]
@@ -116,13 +102,7 @@ async fn change_rows(
                     .map_err(err)?
                     .map(|r| r.get(0));
                 if let Some(d) = held.map(|b| b as usize / 4).filter(|&d| d != first.0.embedding.len()) {
-                    return Err(Error::invalid_pattern(
-                        &first.0.id,
-                        format!(
-                            "embedding has {} dimensions; the bank holds {d}-dimensional embeddings",
-                            first.0.embedding.len()
-                        ),
-                    ));
+                    return Err(other_dimension(&first.0, d, "bank"));
                 }
             }
             store_patterns(client, target, generation, patterns).await?
@@ -163,11 +143,7 @@ async fn change_rows(
             for (id, row) in futures_util::future::join_all(updates).await {
                 match row.map_err(err)? {
                     Some(r) => rows.push(r),
-                    None if strict => {
-                        return Err(Error::InvalidArgument(format!(
-                            "recordUsages: there is no pattern '{id}' (nothing was recorded)"
-                        )))
-                    }
+                    None if strict => return Err(unknown_use(id)),
                     None => return Ok(Vec::new()),
                 }
             }

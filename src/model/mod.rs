@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod f32_bytes;
+
 /// The outcome a pattern last had. Stored as its lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,7 +50,7 @@ pub struct Pattern {
     pub domain: String,
     pub framework: String,
     pub content: String,
-    #[serde(with = "crate::format::f32_bytes")]
+    #[serde(with = "crate::model::f32_bytes")]
     pub embedding: Vec<f32>,
     pub coverage: Option<f64>,
     pub flakiness_score: Option<f64>,
