@@ -91,6 +91,12 @@ impl Overlay {
     }
 
     /// Changed rows and configs (what `MAX_OVERLAY` bounds).
+    /// Whether this overlay amends the file of generation `base` up to
+    /// `known` (the one test every use of an overlay makes).
+    pub fn brings(&self, base: u64, known: u64) -> bool {
+        self.base == base && self.generation >= known
+    }
+
     pub fn len(&self) -> usize {
         self.patterns.len() + self.configs.len()
     }
@@ -368,5 +374,18 @@ mod tests {
         }
         assert_eq!(overlay.counters("absent"), None);
         assert!(overlay.counter_len() >= model.len());
+    }
+
+    #[test]
+    fn an_overlay_brings_only_its_own_base_and_only_as_far_as_it_reached() {
+        let at_7 = Overlay::new(3).advanced(Changes {
+            generation: 7,
+            ..Changes::default()
+        });
+        assert!(at_7.brings(3, 7));
+        assert!(at_7.brings(3, 5), "a known generation it passed");
+        assert!(!at_7.brings(3, 8), "one it has not reached");
+        assert!(!at_7.brings(4, 7), "another file's");
+        assert!(Overlay::new(9).brings(9, 9));
     }
 }
