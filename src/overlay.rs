@@ -134,12 +134,6 @@ pub struct Tier1<'a> {
     pub overlay: Option<&'a Overlay>,
 }
 
-fn matches(p: &Pattern, f: &PatternFilter) -> bool {
-    f.domain.as_ref().is_none_or(|d| *d == p.domain)
-        && f.pattern_type.as_ref().is_none_or(|t| *t == p.pattern_type)
-        && f.framework.as_ref().is_none_or(|w| *w == p.framework)
-}
-
 impl<'a> Tier1<'a> {
     pub fn get(&self, id: &str) -> Result<Option<Pattern>> {
         Ok(self.get_ref(id)?.map(|p| p.to_owned()))
@@ -173,13 +167,7 @@ impl<'a> Tier1<'a> {
     }
 
     pub fn by_index(&self, kind: IndexKind, name: &str) -> Result<Vec<Pattern>> {
-        let mut filter = PatternFilter::default();
-        match kind {
-            IndexKind::Domain => filter.domain = Some(name.to_owned()),
-            IndexKind::Type => filter.pattern_type = Some(name.to_owned()),
-            IndexKind::Framework => filter.framework = Some(name.to_owned()),
-        }
-        self.query(&filter)
+        self.query(&PatternFilter::on(kind, name))
     }
 
     /// At most how many patterns `query(filter)` returns (cheap: no decoding).
@@ -232,7 +220,7 @@ impl<'a> Tier1<'a> {
         let mut from_overlay = changed
             .into_iter()
             .flat_map(|c| c.range::<str, _>((lower, std::ops::Bound::Unbounded)))
-            .filter_map(|(_, p)| p.as_deref().filter(|p| matches(p, filter)))
+            .filter_map(|(_, p)| p.as_deref().filter(|p| filter.matches(p)))
             .peekable();
         let mut out = Vec::new();
         while out.len() < limit {

@@ -210,15 +210,9 @@ pub fn by_index(conn: &Connection, kind: IndexKind, name: &str) -> Result<Vec<Pa
 fn filter_clause(filter: &PatternFilter) -> (String, Vec<&str>) {
     let mut sql = String::from(" WHERE 1");
     let mut args: Vec<&str> = Vec::new();
-    for (kind, value) in [
-        (IndexKind::Domain, &filter.domain),
-        (IndexKind::Type, &filter.pattern_type),
-        (IndexKind::Framework, &filter.framework),
-    ] {
-        if let Some(v) = value {
-            args.push(v);
-            sql.push_str(&format!(" AND {} = ?{}", kind.column(), args.len()));
-        }
+    for (kind, value) in filter.fields() {
+        args.push(value);
+        sql.push_str(&format!(" AND {} = ?{}", kind.column(), args.len()));
     }
     (sql, args)
 }

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::index::Indexes;
-use crate::model::{AgentConfig, Pattern};
+use crate::model::AgentConfig;
+#[cfg(test)]
+use crate::model::Pattern;
 
 /// Every type in the format nests at most this deep; anything deeper is hostile.
 const MAX_DEPTH: usize = 8;
@@ -40,6 +42,7 @@ pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> 
 
 /// A record as rmp-serde writes it: a pattern without its embedding, which
 /// is a row of the vectors section. The reference for `record::encode_ref`.
+#[cfg(test)]
 #[derive(Serialize)]
 struct RecordFields<'a> {
     id: &'a str,
@@ -57,7 +60,9 @@ struct RecordFields<'a> {
     metadata_json: Option<&'a str>,
 }
 
-/// The canonical record of a pattern, through rmp-serde.
+/// The canonical record of a pattern, through rmp-serde: the reference the
+/// hand-written writer (`record::encode`) is tested against.
+#[cfg(test)]
 pub fn encode_record(p: &Pattern, out: &mut Vec<u8>) -> Result<()> {
     encode(
         &RecordFields {
@@ -80,7 +85,8 @@ pub fn encode_record(p: &Pattern, out: &mut Vec<u8>) -> Result<()> {
 }
 
 /// Decodes a record, with its embedding row, to an owned pattern (see
-/// `record::decode_ref`).
+/// `record::decode_ref`); for tests.
+#[cfg(test)]
 pub fn decode_record(bytes: &[u8], embedding: &[u8]) -> Result<Pattern> {
     super::record::decode_ref(bytes, embedding).map(|r| r.to_owned())
 }

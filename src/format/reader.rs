@@ -305,14 +305,10 @@ impl CacheView {
 
     /// The index list of each field the filter gives (ascending ordinals).
     pub fn filter_lists(&self, filter: &PatternFilter) -> Vec<&[u32]> {
-        [
-            (IndexKind::Domain, &filter.domain),
-            (IndexKind::Type, &filter.pattern_type),
-            (IndexKind::Framework, &filter.framework),
-        ]
-        .into_iter()
-        .filter_map(|(kind, value)| value.as_deref().map(|v| self.indexes.get(kind, v)))
-        .collect()
+        filter
+            .fields()
+            .map(|(kind, value)| self.indexes.get(kind, value))
+            .collect()
     }
 
     /// Ordinals matching every field of the filter, ascending (= id order).

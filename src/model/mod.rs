@@ -157,6 +157,44 @@ pub struct PatternFilter {
     pub limit: Option<usize>,
 }
 
+impl PatternFilter {
+    /// A filter on one field.
+    pub fn on(kind: IndexKind, name: &str) -> PatternFilter {
+        let mut filter = PatternFilter::default();
+        *filter.field_mut(kind) = Some(name.to_owned());
+        filter
+    }
+
+    /// The value this filter gives for `kind`, if any.
+    pub fn get(&self, kind: IndexKind) -> Option<&str> {
+        match kind {
+            IndexKind::Domain => self.domain.as_deref(),
+            IndexKind::Type => self.pattern_type.as_deref(),
+            IndexKind::Framework => self.framework.as_deref(),
+        }
+    }
+
+    fn field_mut(&mut self, kind: IndexKind) -> &mut Option<String> {
+        match kind {
+            IndexKind::Domain => &mut self.domain,
+            IndexKind::Type => &mut self.pattern_type,
+            IndexKind::Framework => &mut self.framework,
+        }
+    }
+
+    /// The fields this filter gives, with their values, in `IndexKind::ALL` order.
+    pub fn fields(&self) -> impl Iterator<Item = (IndexKind, &str)> {
+        IndexKind::ALL
+            .into_iter()
+            .filter_map(|kind| self.get(kind).map(|v| (kind, v)))
+    }
+
+    /// Whether `p` has every field this filter gives (the limit aside).
+    pub fn matches(&self, p: &Pattern) -> bool {
+        self.fields().all(|(kind, v)| kind.key_of(p) == v)
+    }
+}
+
 /// The three indexed fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
@@ -168,6 +206,7 @@ pub enum IndexKind {
 impl IndexKind {
     pub const ALL: [IndexKind; 3] = [IndexKind::Domain, IndexKind::Type, IndexKind::Framework];
 
+    /// This field's value in `p`.
     pub fn key_of(self, p: &Pattern) -> &str {
         match self {
             IndexKind::Domain => &p.domain,
@@ -272,4 +311,48 @@ pub struct BuildResult {
     pub duration_ms: f64,
     pub cache_file_size: u64,
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(domain: &str, pattern_type: &str, framework: &str) -> Pattern {
+        Pattern {
+            id: "p".into(),
+            pattern_type: pattern_type.into(),
+            domain: domain.into(),
+            framework: framework.into(),
+            content: String::new(),
+            embedding: Vec::new(),
+            coverage: None,
+            flakiness_score: None,
+            verdict: Verdict::Unknown,
+            created_at: 0,
+            last_used: None,
+            usage_count: 0,
+            success_count: 0,
+            metadata_json: None,
+        }
+    }
+
+    #[test]
+    fn a_filter_matches_on_every_field_it_gives() {
+        let p = pattern("auth", "unit", "jest");
+        assert!(PatternFilter::default().matches(&p));
+        for kind in IndexKind::ALL {
+            let on = PatternFilter::on(kind, kind.key_of(&p));
+            assert_eq!(on.fields().collect::<Vec<_>>(), [(kind, kind.key_of(&p))]);
+            assert!(on.matches(&p));
+            assert!(!PatternFilter::on(kind, "other").matches(&p));
+        }
+        let all = PatternFilter {
+            domain: Some("auth".into()),
+            pattern_type: Some("unit".into()),
+            framework: Some("vitest".into()),
+            limit: Some(1),
+        };
+        assert!(!all.matches(&p), "one field off is no match");
+        assert_eq!(all.fields().count(), 3);
+    }
 }

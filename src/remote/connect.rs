@@ -45,7 +45,6 @@ pub enum TlsMode {
 pub struct Target {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
-    mode: TlsMode,
     description: String,
 }
 
@@ -160,7 +159,6 @@ impl Target {
         Ok(Target {
             config,
             tls,
-            mode,
             description,
         })
     }
@@ -168,10 +166,6 @@ impl Target {
     /// host:port/database as user: what errors, events and logs show.
     pub fn describe(&self) -> &str {
         &self.description
-    }
-
-    pub fn tls_mode(&self) -> TlsMode {
-        self.mode
     }
 
     /// Connects; the connection's task runs on the runtime, passing
@@ -420,6 +414,8 @@ mod tests {
         assert_eq!(rest, "host=h user=u");
         assert_eq!(mode.as_deref(), Some("require"));
         let t = Target::parse("postgres://u@h/d?sslmode=disable").unwrap();
-        assert_eq!(t.tls_mode(), TlsMode::Disable);
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
+        let t = Target::parse("postgres://u@h/d?sslmode=verify-ca").unwrap();
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
     }
 }

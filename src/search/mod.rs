@@ -167,12 +167,6 @@ impl SearchQuery {
     }
 }
 
-fn matches(p: &Pattern, f: &PatternFilter) -> bool {
-    f.domain.as_ref().is_none_or(|d| *d == p.domain)
-        && f.pattern_type.as_ref().is_none_or(|t| *t == p.pattern_type)
-        && f.framework.as_ref().is_none_or(|w| *w == p.framework)
-}
-
 /// Ranks candidates exactly and picks the results: (candidate, score).
 fn pick<C>(
     q: &SearchQuery,
@@ -252,7 +246,7 @@ pub fn on_tier1<'a>(t: &Tier1<'a>, q: &SearchQuery) -> Result<Vec<(PatternRef<'a
         let (key, eps) = scorer.approx(row, norm);
         collector.offer(key, eps, || Candidate::Row(ordinal));
     })?;
-    for p in changed.into_iter().filter(|p| matches(p, &q.filter)) {
+    for p in changed.into_iter().filter(|p| q.filter.matches(p)) {
         let (key, eps) = scorer.approx(&p.embedding, norm(p.embedding.iter().copied()));
         collector.offer(key, eps, || Candidate::Changed(p));
     }
