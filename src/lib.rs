@@ -54,29 +54,45 @@
 //! Everything here is plain Rust; only `src/napi` (feature `napi`) touches
 //! N-API, so `cargo test` runs without Node.
 
-pub mod cache_file;
+// Modules are listed in layers: each imports only from the layers above it
+// (tests/module_graph.rs checks this).
+//
+// Leaves: errors, time, the runtime, files, the data model.
 pub mod clock;
-pub mod config;
-pub mod db;
 pub mod error;
 pub mod faults;
-pub mod format;
-pub mod fsutil;
-pub mod index;
-pub mod loader;
-pub mod metrics;
+pub(crate) mod fsutil;
+pub(crate) mod metrics;
 pub mod model;
+pub(crate) mod runtime;
+// Storage and its readers: the file format, SQLite, the cache file's
+// build and views, the overlay, search, input validation.
+pub mod cache_file;
+pub mod db;
+pub mod format;
+pub(crate) mod index;
 pub mod overlay;
-pub mod remote;
-pub mod runtime;
-pub mod scheduler;
 pub mod search;
-pub mod validate;
-
+pub(crate) mod validate;
+// The remote bank, and the configuration (which names it).
+pub mod config;
+pub mod remote;
+// Background rebuilds, then the loader that ties it all together.
+pub mod loader;
+pub(crate) mod scheduler;
+// The Node binding (feature `napi`): convert, call, map errors.
 #[cfg(feature = "napi")]
 mod napi;
 
+// The embedding API. The modules above stay public for the integration
+// tests and the fuzz and torture harnesses, which check the format, the
+// database and search directly.
 pub use config::{Config, ConfigInput};
 pub use error::{Error, Result};
-pub use loader::{EventSink, FileInfo, FileState, Inspection, MetricsReport, PatternCache, Tier};
+pub use loader::{
+    EventSink, FileInfo, FileState, Inspection, LogSink, MetricsReport, PatternCache, RemoteReport, Tier,
+};
 pub use model::*;
+pub use remote::replica::SyncOutcome;
+pub use remote::RemoteConfig;
+pub use search::SearchQuery;
