@@ -16,9 +16,12 @@
 //!               search (filter, scan the VECTORS rows in place, rescore, MMR)
 //! ```
 //!
-//! * Writes are validated whole (`validate`), then committed to SQLite in one
-//!   `BEGIN IMMEDIATE` transaction. Triggers advance `cache_state.generation`
-//!   for every row change, whichever process or tool made it.
+//! * Writes are validated whole (`validate`) into one `db::Write`, which the
+//!   loader's one `commit` (`loader::writes`) sends where the truth is: to
+//!   SQLite (`db::apply`, one `BEGIN IMMEDIATE` transaction) or, with a
+//!   remote, to the bank (`remote::writes::commit`). Triggers advance
+//!   `cache_state.generation` for every row change, whichever process or
+//!   tool made it.
 //! * A cache file records the generation (and the database's random
 //!   identity) it was built from. The loader serves from it while that is
 //!   the newest generation it knows (its own writes update that at once;
@@ -51,8 +54,14 @@
 //!   behind, unwritable directory) sends reads to SQLite; the reason is in
 //!   the metrics and in a `fallback` event.
 //!
+//! * The loader (`loader/`) is split by responsibility: `reads` (which tier
+//!   answers), `writes` (the commit), `freshness` (database checks, the
+//!   overlay, and the pure decisions: is a check due, has the file expired,
+//!   is a rebuild due), `rebuild` and `report`.
+//!
 //! Everything here is plain Rust; only `src/napi` (feature `napi`) touches
-//! N-API, so `cargo test` runs without Node.
+//! N-API, so `cargo test` runs without Node. The modules below are listed in
+//! layers, and imports only point up the list (`tests/module_graph.rs`).
 
 // Modules are listed in layers: each imports only from the layers above it
 // (tests/module_graph.rs checks this).
