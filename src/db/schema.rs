@@ -55,16 +55,7 @@ fn migrations() -> Vec<String> {
     );
     for table in ["patterns", "agent_configs"] {
         for (suffix, event) in [("ins", "INSERT"), ("upd", "UPDATE"), ("del", "DELETE")] {
-            // The pattern count rides along so nobody has to count(*) 100,000 rows.
-            let count = match (table, event) {
-                ("patterns", "INSERT") => {
-                    "UPDATE cache_state SET pattern_count = pattern_count + 1 WHERE singleton = 1;"
-                }
-                ("patterns", "DELETE") => {
-                    "UPDATE cache_state SET pattern_count = pattern_count - 1 WHERE singleton = 1;"
-                }
-                _ => "",
-            };
+            let count = count_statement(table, event);
             v1.push_str(&format!(
                 "CREATE TRIGGER {table}_{suffix}_generation AFTER {event} ON {table} BEGIN {BUMP} {count} END;\n"
             ));
@@ -255,15 +246,7 @@ fn v2_change_log() -> String {
             ("upd", "UPDATE", vec!["OLD", "NEW"]),
             ("del", "DELETE", vec!["OLD"]),
         ] {
-            let count = match (table, event) {
-                ("patterns", "INSERT") => {
-                    "UPDATE cache_state SET pattern_count = pattern_count + 1 WHERE singleton = 1;"
-                }
-                ("patterns", "DELETE") => {
-                    "UPDATE cache_state SET pattern_count = pattern_count - 1 WHERE singleton = 1;"
-                }
-                _ => "",
-            };
+            let count = count_statement(table, event);
             let logged: String = rows.iter().map(|r| log_row(r)).collect();
             v2.push_str(&format!(
                 "DROP TRIGGER {table}_{suffix}_generation;
@@ -304,4 +287,14 @@ pub fn migrate_to(conn: &Connection, target: i64) -> Result<i64> {
         conn.pragma_update(None, "user_version", target)?;
     }
     Ok(found)
+}
+
+/// The statement a trigger on `table` for `event` runs to keep
+/// `cache_state.pattern_count` (nobody has to count(*) 100,000 rows).
+fn count_statement(table: &str, event: &str) -> &'static str {
+    match (table, event) {
+        ("patterns", "INSERT") => "UPDATE cache_state SET pattern_count = pattern_count + 1 WHERE singleton = 1;",
+        ("patterns", "DELETE") => "UPDATE cache_state SET pattern_count = pattern_count - 1 WHERE singleton = 1;",
+        _ => "",
+    }
 }

@@ -124,6 +124,10 @@ mod tests {
         }
     }
 
+    fn used<'a>(uses: &'a [(&'a str, bool, i64)]) -> Write<'a> {
+        Write::RecordUsages { uses, strict: false }
+    }
+
     fn open() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(&dir.path().join("t.db")).unwrap().db;
@@ -138,24 +142,10 @@ mod tests {
         assert!(changed);
         assert_eq!(g1.pattern_count, 2);
         let one = [("a", true, 5)];
-        let (found, g2) = apply(
-            &db,
-            Write::RecordUsages {
-                uses: &one,
-                strict: false,
-            },
-        )
-        .unwrap();
+        let (found, g2) = apply(&db, used(&one)).unwrap();
         assert!(found && g2.generation > g1.generation);
         let missing = [("zz", true, 5)];
-        let (found, g3) = apply(
-            &db,
-            Write::RecordUsages {
-                uses: &missing,
-                strict: false,
-            },
-        )
-        .unwrap();
+        let (found, g3) = apply(&db, used(&missing)).unwrap();
         assert!(!found);
         assert_eq!(g3.generation, g2.generation, "an unknown id writes nothing");
         let (deleted, g4) = apply(&db, Write::DeletePattern("b")).unwrap();
