@@ -13,6 +13,9 @@ pub const DEFAULT_MAX_AGE_MS: f64 = 3_600_000.0;
 pub const DEFAULT_CHECK_INTERVAL_MS: f64 = 1_000.0;
 /// The longest duration option accepted (about 24.8 days, what a JS timer holds).
 pub const MAX_DURATION_MS: f64 = 2_147_483_647.0;
+/// How long one remote call (a write, a page of a sync, a connection) may
+/// take before the remote is taken for unavailable (a silent network).
+const DEFAULT_REMOTE_TIMEOUT_MS: f64 = 20_000.0;
 /// How often a replica looks at the remote when no notification comes.
 pub const DEFAULT_POLL_INTERVAL_MS: f64 = 5_000.0;
 pub const DEFAULT_DIR: &str = ".pattern-cache";
@@ -33,6 +36,8 @@ pub struct ConfigInput {
     pub remote_url: Option<String>,
     pub remote_poll_interval_ms: Option<f64>,
     pub remote_listen: Option<bool>,
+    /// `remote.timeout`: ms one remote call may take before it is taken for lost.
+    pub remote_timeout_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,11 +83,7 @@ fn duration_option(what: &str, value: Option<f64>, default: f64, min: f64) -> Re
 /// the database or one of SQLite's files beside it (`-wal`, `-shm`,
 /// `-journal`): a rebuild replaces, removes or links those names.
 fn check_no_overlap(db: &Path, cache: &Path) -> Result<()> {
-    let with = |p: &Path, suffix: &str| {
-        let mut s = p.as_os_str().to_owned();
-        s.push(suffix);
-        PathBuf::from(s)
-    };
+    let with = crate::fsutil::with_suffix;
     let db_files: Vec<PathBuf> = ["", "-wal", "-shm", "-journal"].iter().map(|s| with(db, s)).collect();
     let cache_files: Vec<PathBuf> = ["", ".lock", ".bak"].iter().map(|s| with(cache, s)).collect();
     let temp_prefix = with(cache, ".tmp-");
@@ -132,7 +133,8 @@ impl Config {
 
 fn remote_option(input: &ConfigInput) -> Result<Option<RemoteConfig>> {
     let Some(url) = &input.remote_url else {
-        if input.remote_poll_interval_ms.is_some() || input.remote_listen.is_some() {
+        if input.remote_poll_interval_ms.is_some() || input.remote_listen.is_some() || input.remote_timeout_ms.is_some()
+        {
             return Err(Error::InvalidArgument("remote.url is required with remote".into()));
         }
         return Ok(None);
@@ -148,12 +150,19 @@ fn remote_option(input: &ConfigInput) -> Result<Option<RemoteConfig>> {
         DEFAULT_POLL_INTERVAL_MS,
         10.0,
     )?;
+    let timeout = duration_option(
+        "remote.timeout",
+        input.remote_timeout_ms,
+        DEFAULT_REMOTE_TIMEOUT_MS,
+        100.0,
+    )?;
     // Checked here too, so that a bad string fails `open` with INVALID_ARGUMENT.
     crate::remote::connect::Target::parse(url)?;
     Ok(Some(RemoteConfig {
         url: url.clone(),
         poll_interval: poll,
         listen: input.remote_listen.unwrap_or(true),
+        timeout,
     }))
 }
 

@@ -45,10 +45,16 @@ pub enum Error {
     #[error("cache unavailable and fallback to SQLite is disabled: {0}")]
     CacheUnavailable(String),
     /// The remote (PostgreSQL) could not be reached, or the connection broke:
-    /// nothing was written locally. Messages name host, port and database,
-    /// never the password.
+    /// nothing was written, there or locally (a write whose outcome is
+    /// unknown is resolved by its key, or is `RemoteOutcomeUnknown`).
+    /// Messages name host, port and database, never the password.
     #[error("remote unavailable: {0}")]
     RemoteUnavailable(String),
+    /// A write was sent to the remote, and whether it was applied could not
+    /// be learnt before the deadline (the remote stayed unreachable). It was
+    /// applied at most once: the next `syncRemote()` shows whether it was.
+    #[error("remote write outcome unknown (write key {key}): {detail}")]
+    RemoteOutcomeUnknown { key: String, detail: String },
     /// The remote answered with an error (a permission, a missing schema).
     #[error("remote error: {0}")]
     Remote(String),
@@ -86,6 +92,7 @@ pub const CODES: &[&str] = &[
     "CACHE_INCOMPATIBLE",
     "CACHE_UNAVAILABLE",
     "REMOTE_UNAVAILABLE",
+    "REMOTE_OUTCOME_UNKNOWN",
     "REMOTE_ERROR",
     "REMOTE_INVALID_ROW",
     "REMOTE_MISMATCH",
@@ -108,6 +115,7 @@ impl Error {
             Error::CacheIncompatible(_) => "CACHE_INCOMPATIBLE",
             Error::CacheUnavailable(_) => "CACHE_UNAVAILABLE",
             Error::RemoteUnavailable(_) => "REMOTE_UNAVAILABLE",
+            Error::RemoteOutcomeUnknown { .. } => "REMOTE_OUTCOME_UNKNOWN",
             Error::Remote(_) => "REMOTE_ERROR",
             Error::RemoteInvalidRow { .. } => "REMOTE_INVALID_ROW",
             Error::RemoteMismatch(_) => "REMOTE_MISMATCH",
@@ -174,6 +182,10 @@ mod tests {
             Error::CacheIncompatible("x".into()),
             Error::CacheUnavailable("x".into()),
             Error::RemoteUnavailable("x".into()),
+            Error::RemoteOutcomeUnknown {
+                key: "k".into(),
+                detail: "x".into(),
+            },
             Error::Remote("x".into()),
             Error::RemoteInvalidRow {
                 table: "patterns",

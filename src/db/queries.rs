@@ -384,6 +384,20 @@ pub fn record_usage(conn: &Connection, id: &str, success: bool, at: i64) -> Resu
     Ok(stmt.execute(params![id, i64::from(success), at])? == 1)
 }
 
+/// Sets a pattern's counters to what the bank says they are after a use
+/// (a replica applying its own write): false when there is no such pattern.
+pub fn set_counters(
+    conn: &Connection,
+    id: &str,
+    usage_count: i64,
+    success_count: i64,
+    last_used: Option<i64>,
+) -> Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("UPDATE patterns SET usage_count = ?2, success_count = ?3, last_used = ?4 WHERE id = ?1")?;
+    Ok(stmt.execute(params![id, usage_count, success_count, last_used])? == 1)
+}
+
 /// Counts by GROUP BY (tier 2's `getStats`).
 pub fn stats(conn: &Connection) -> Result<Stats> {
     let mut stats = Stats {

@@ -29,6 +29,8 @@ pub struct JsRemoteConfig {
     pub poll_interval: Option<f64>,
     /// false: poll only, never LISTEN (pgbouncer in transaction mode).
     pub listen: Option<bool>,
+    /// ms one remote call may take before it is taken for lost (default 20,000).
+    pub timeout: Option<f64>,
 }
 
 impl JsOpenConfig {
@@ -45,6 +47,7 @@ impl JsOpenConfig {
             enable_metrics: self.enable_metrics,
             remote_poll_interval_ms: self.remote.as_ref().and_then(|r| r.poll_interval),
             remote_listen: self.remote.as_ref().and_then(|r| r.listen),
+            remote_timeout_ms: self.remote.as_ref().and_then(|r| r.timeout),
             remote_url: self.remote.as_ref().map(|r| r.url.clone()),
         }
     }

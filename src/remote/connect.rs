@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 
 /// How long a connection attempt may take when the string does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest one call may take unless `remote.timeout` says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Called with each NOTIFY payload a connection receives, and with `None`
 /// once the connection has ended (so a waiting syncer reconnects at once).
@@ -46,6 +48,8 @@ pub struct Target {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     description: String,
+    /// The longest one call may take; the server is told the same.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Target {
@@ -160,7 +164,32 @@ impl Target {
             config,
             tls,
             description,
+            timeout: DEFAULT_TIMEOUT,
         })
+    }
+
+    /// This target with calls limited to `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Target {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The longest one call may take before the remote is taken for unavailable.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The server-side limits every session sets at connect, so that nothing
+    /// a vanished or stuck client began holds the bank for long: a statement
+    /// ends at the call's own timeout, a lock wait at half of it, and a
+    /// transaction left idle (a sync pass whose client froze) at three times it.
+    fn session_limits(&self) -> String {
+        let ms = self.timeout.as_millis().max(1);
+        format!(
+            "SET statement_timeout = {ms}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+            (ms / 2).max(1),
+            ms * 3
+        )
     }
 
     /// host:port/database as user: what errors, events and logs show.
@@ -189,6 +218,10 @@ impl Target {
                 f(None);
             }
         });
+        client
+            .batch_execute(&self.session_limits())
+            .await
+            .map_err(|e| self.error(&e))?;
         Ok(client)
     }
 

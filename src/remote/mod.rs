@@ -19,10 +19,11 @@ pub mod schema;
 pub mod syncer;
 pub mod writes;
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
@@ -31,11 +32,12 @@ use crate::db::Database;
 use crate::error::{Error, Result};
 use connect::Target;
 use replica::SyncOutcome;
-use writes::Write;
+use writes::{Called, Write};
 
-/// The longest a write, a connection or a page of a sync may take before
-/// the remote is taken for unavailable (a silent network, not only a closed one).
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long, in timeouts, a write whose outcome is unknown keeps trying to
+/// learn it (reconnecting, looking its key up, re-sending) before it gives
+/// up with `RemoteOutcomeUnknown`.
+const OUTCOME_DEADLINE_TIMEOUTS: u32 = 2;
 
 /// `remote` of `PatternCache.open`.
 #[derive(Clone, PartialEq)]
@@ -44,6 +46,9 @@ pub struct RemoteConfig {
     pub poll_interval: Duration,
     /// LISTEN for notifications (off for pgbouncer in transaction mode).
     pub listen: bool,
+    /// The longest one call may take (a write, a page, a connection) before
+    /// the remote is taken for unavailable; also the server's statement timeout.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -52,6 +57,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("url", &"(redacted)")
             .field("poll_interval", &self.poll_interval)
             .field("listen", &self.listen)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -83,7 +89,7 @@ pub struct Remote {
 impl Remote {
     pub fn new(config: RemoteConfig, db_path: &Path) -> Result<Remote> {
         Ok(Remote {
-            target: Target::parse(&config.url)?,
+            target: Target::parse(&config.url)?.with_timeout(config.timeout),
             config,
             db_path: db_path.to_owned(),
             writer: Mutex::new(None),
@@ -172,17 +178,72 @@ impl Remote {
     }
 
     /// One write on the remote, then on the replica (the writer reads it at
-    /// once). `Ok(None)`: the write changed nothing.
+    /// once). `Ok(None)`: the write changed nothing. Exactly once: a call
+    /// whose outcome is unknown is resolved by its key (looked up after a
+    /// reconnect; re-sent only when absent) until the deadline, then
+    /// `RemoteOutcomeUnknown`. `RemoteUnavailable`: nothing was written.
     pub fn write(&self, db: &Database, write: Write<'_>) -> Result<Option<SyncOutcome>> {
-        self.with_client(&self.writer, db, |rt, client| {
-            let Some(committed) = rt.block_on(timed(&self.target, writes::commit(client, &self.target, write)))? else {
-                return Ok(None);
+        let key = writes::new_key()?;
+        let deadline = Instant::now() + self.target.timeout() * OUTCOME_DEADLINE_TIMEOUTS;
+        // Whether a call of this write may have reached the bank.
+        let sent = Cell::new(false);
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let called = self.with_client(&self.writer, db, |rt, client| {
+                if sent.get()
+                    && rt
+                        .block_on(timed(&self.target, writes::lookup(client, &self.target, &key)))?
+                        .is_some()
+                {
+                    return Ok(Called::AlreadyApplied);
+                }
+                sent.set(true);
+                rt.block_on(timed(&self.target, writes::call(client, &self.target, &key, write)))
+            });
+            let committed = match called {
+                Ok(Called::Committed(committed)) => committed,
+                Ok(Called::Unchanged) => return Ok(None),
+                // Applied by an earlier call whose answer was lost: the rows
+                // come with a pass.
+                Ok(Called::AlreadyApplied) => return self.sync(db).map(Some),
+                Err(Error::RemoteUnavailable(detail)) if sent.get() => {
+                    if Instant::now() + pause >= deadline {
+                        return Err(Error::RemoteOutcomeUnknown {
+                            key: writes::key_hex(&key),
+                            detail,
+                        });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             self.saw_generation(committed.state.generation as u64);
-            let _pass = replica::lock_passes(&self.db_path)?;
+            // The write is on the bank now: whatever fails locally from here
+            // on is not the write's failure (the replica catches up at its
+            // next pass).
+            return match self.apply_committed(db, &committed) {
+                Ok(outcome) => Ok(Some(outcome)),
+                Err(_) => db.generation().map(|local| {
+                    Some(SyncOutcome {
+                        from_generation: local.generation,
+                        to_generation: local.generation,
+                        rows_applied: 0,
+                        local,
+                    })
+                }),
+            };
+        }
+    }
+
+    /// Applies this machine's committed write to the replica, under the pass lock.
+    fn apply_committed(&self, db: &Database, committed: &writes::Committed) -> Result<SyncOutcome> {
+        let _pass = replica::lock_passes(&self.db_path)?;
+        self.with_client(&self.writer, db, |rt, client| {
             let outcome = replica::apply_own_write(rt, client, &self.target, db, &committed.state, &committed.changes)?;
             self.synced(&outcome);
-            Ok(Some(outcome))
+            Ok(outcome)
         })
     }
 
@@ -225,13 +286,14 @@ pub fn probe(url: &str) -> Result<(i64, u64)> {
     }))
 }
 
-/// `fut`, or `RemoteUnavailable` once `STATEMENT_TIMEOUT` has passed.
+/// `fut`, or `RemoteUnavailable` once the target's timeout has passed (a
+/// silent network, not only a closed one).
 pub(crate) async fn timed<T>(target: &Target, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(STATEMENT_TIMEOUT, fut).await.unwrap_or_else(|_| {
+    tokio::time::timeout(target.timeout(), fut).await.unwrap_or_else(|_| {
         Err(Error::RemoteUnavailable(format!(
-            "{}: no answer within {} s",
+            "{}: no answer within {} ms",
             target.describe(),
-            STATEMENT_TIMEOUT.as_secs()
+            target.timeout().as_millis()
         )))
     })
 }

@@ -192,6 +192,14 @@ fn apply(conn: &Connection, changes: &[(i64, Change)], dim: &mut Option<usize>) 
             Change::ConfigDeleted(id) => {
                 queries::delete_config(conn, id)?;
             }
+            Change::Used {
+                id,
+                usage_count,
+                success_count,
+                last_used,
+            } => {
+                queries::set_counters(conn, id, *usage_count, *success_count, *last_used)?;
+            }
         }
     }
     Ok(())

@@ -23,6 +23,13 @@ pub enum Change {
     PatternDeleted(String),
     Config(AgentConfig),
     ConfigDeleted(String),
+    /// A use this machine wrote: the pattern's counters as the bank has them.
+    Used {
+        id: String,
+        usage_count: i64,
+        success_count: i64,
+        last_used: Option<i64>,
+    },
 }
 
 fn invalid(table: &'static str, key: &str, generation: i64, reason: impl Into<String>) -> Error {

@@ -22,8 +22,9 @@ const MIGRATION_LOCK: i64 = 0x7063_6d69_6772_6174;
 
 fn migrations() -> Vec<String> {
     let s = SCHEMA;
-    vec![format!(
-        "CREATE TABLE {s}.state (
+    vec![
+        format!(
+            "CREATE TABLE {s}.state (
             singleton  boolean PRIMARY KEY CHECK (singleton),
             generation bigint  NOT NULL,
             -- server time (Unix ms) of the latest change: cache files built at a generation carry it
@@ -62,8 +63,198 @@ fn migrations() -> Vec<String> {
             updated_at  bigint
         );
         CREATE INDEX agent_configs_by_generation ON {s}.agent_configs (generation, agent_id);"
-    )]
+        ),
+        writes_in_one_call(),
+    ]
 }
+
+/// Version 2: every write is one call of a function that does all of it on
+/// the server (so the bank's lock is held only while the server executes,
+/// never across a round trip to a client that may vanish), carries a random
+/// key logged in `writes` in the same transaction (so a write whose reply
+/// was lost can be looked up, and a re-sent one fails harmlessly on the
+/// unique key), and advances a chain head `sha256(previous head || key)`.
+/// `state` holds the live pattern count and the embedding dimension they
+/// have, so the dimension check reads one row, not the table.
+///
+/// Every function returns one row (`WRITTEN`), or none when the write
+/// changed nothing (an unknown id); errors a caller must tell apart carry
+/// SQLSTATEs of their own: `PCU01` an unknown id in a strict batch of uses
+/// (message: the id), `PCD01` another embedding dimension (message: the
+/// dimension held).
+fn writes_in_one_call() -> String {
+    let s = SCHEMA;
+    let c = CHANNEL;
+    let now_ms = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+    let written = WRITTEN;
+    format!(
+        "ALTER TABLE {s}.state
+             ADD COLUMN head bytea   NOT NULL DEFAULT ''::bytea,
+             ADD COLUMN live bigint  NOT NULL DEFAULT 0,
+             ADD COLUMN dim  integer;
+        UPDATE {s}.state SET
+             live = (SELECT count(*) FROM {s}.patterns WHERE NOT deleted),
+             dim = (SELECT length(embedding) / 4 FROM {s}.patterns WHERE NOT deleted LIMIT 1);
+        CREATE TABLE {s}.writes (
+            key        bytea  PRIMARY KEY CHECK (length(key) = 16),
+            generation bigint NOT NULL UNIQUE,
+            head       bytea  NOT NULL,
+            at         bigint NOT NULL
+        );
+
+        -- Takes the bank's write lock (every write first, so writes are
+        -- serial and commit order is generation order).
+        CREATE FUNCTION {s}.lock_bank() RETURNS void LANGUAGE plpgsql AS $fn$
+        BEGIN
+            PERFORM 1 FROM {s}.state WHERE singleton FOR UPDATE;
+        END $fn$;
+
+        -- The next generation, its chain head and the key logged (a key
+        -- seen before fails here, rolling the whole write back), and the
+        -- notification (sent at commit).
+        CREATE FUNCTION {s}.advance(p_key bytea, OUT o_generation bigint, OUT o_changed_at bigint, OUT o_source_id bytea)
+        LANGUAGE plpgsql AS $fn$
+        DECLARE h bytea;
+        BEGIN
+            UPDATE {s}.state st SET generation = st.generation + 1,
+                   changed_at = greatest(st.changed_at, {now_ms}),
+                   head = sha256(st.head || p_key)
+             WHERE st.singleton
+            RETURNING st.generation, st.changed_at, st.source_id, st.head
+                 INTO o_generation, o_changed_at, o_source_id, h;
+            INSERT INTO {s}.writes (key, generation, head, at) VALUES (p_key, o_generation, h, o_changed_at);
+            PERFORM pg_notify('{c}', o_generation::text);
+        END $fn$;
+
+        CREATE FUNCTION {s}.record_uses(p_key bytea, p_ids text[], p_success bigint[], p_at bigint[], p_strict boolean)
+        RETURNS TABLE ({written}) LANGUAGE plpgsql AS $fn$
+        DECLARE a record; i integer; u bigint; sc bigint; lu bigint;
+                uc bigint[] := '{{}}'; scs bigint[] := '{{}}'; lus bigint[] := '{{}}';
+        BEGIN
+            PERFORM {s}.lock_bank();
+            FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+                IF NOT EXISTS (SELECT 1 FROM {s}.patterns p WHERE p.id = p_ids[i] AND NOT p.deleted) THEN
+                    IF p_strict THEN
+                        RAISE EXCEPTION USING ERRCODE = 'PCU01', MESSAGE = p_ids[i];
+                    END IF;
+                    RETURN;
+                END IF;
+            END LOOP;
+            SELECT * INTO a FROM {s}.advance(p_key);
+            FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+                UPDATE {s}.patterns p SET usage_count = p.usage_count + 1, success_count = p.success_count + p_success[i],
+                       last_used = greatest(coalesce(p.last_used, p_at[i]), p_at[i]), generation = a.o_generation
+                 WHERE p.id = p_ids[i] AND NOT p.deleted
+                RETURNING p.usage_count, p.success_count, p.last_used INTO u, sc, lu;
+                uc := uc || u; scs := scs || sc; lus := lus || lu;
+            END LOOP;
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, NULL::bigint[], uc, scs, lus;
+        END $fn$;
+
+        CREATE FUNCTION {s}.store_patterns(p_key bytea, p_ids text[], p_types text[], p_domains text[],
+            p_frameworks text[], p_contents text[], p_embeddings bytea[], p_coverage float8[], p_flakiness float8[],
+            p_verdicts text[], p_created bigint[], p_last_used bigint[], p_usage bigint[], p_success bigint[],
+            p_metadata text[], p_keep boolean[])
+        RETURNS TABLE ({written}) LANGUAGE plpgsql AS $fn$
+        DECLARE a record; held integer; wanted integer; added bigint; created bigint[];
+        BEGIN
+            PERFORM {s}.lock_bank();
+            SELECT st.dim INTO held FROM {s}.state st WHERE st.singleton;
+            wanted := length(p_embeddings[1]) / 4;
+            IF held IS NOT NULL AND held <> wanted THEN
+                RAISE EXCEPTION USING ERRCODE = 'PCD01', MESSAGE = held::text;
+            END IF;
+            SELECT * INTO a FROM {s}.advance(p_key);
+            SELECT count(DISTINCT u.id) INTO added FROM unnest(p_ids) u(id)
+             WHERE NOT EXISTS (SELECT 1 FROM {s}.patterns p WHERE p.id = u.id AND NOT p.deleted);
+            WITH stored AS (
+                INSERT INTO {s}.patterns AS p (id, generation, deleted, type, domain, framework, content, embedding,
+                       coverage, flakiness_score, verdict, created_at, last_used, usage_count, success_count, metadata)
+                SELECT u.id, a.o_generation, false, u.type, u.domain, u.framework, u.content, u.embedding, u.coverage,
+                       u.flakiness_score, u.verdict,
+                       CASE WHEN u.keep THEN coalesce(
+                           (SELECT q.created_at FROM {s}.patterns q WHERE q.id = u.id AND NOT q.deleted), u.created_at)
+                       ELSE u.created_at END,
+                       u.last_used, u.usage_count, u.success_count, u.metadata
+                  FROM unnest(p_ids, p_types, p_domains, p_frameworks, p_contents, p_embeddings, p_coverage,
+                              p_flakiness, p_verdicts, p_created, p_last_used, p_usage, p_success, p_metadata, p_keep)
+                    AS u(id, type, domain, framework, content, embedding, coverage, flakiness_score, verdict,
+                         created_at, last_used, usage_count, success_count, metadata, keep)
+                ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, deleted = false,
+                   type = excluded.type, domain = excluded.domain, framework = excluded.framework,
+                   content = excluded.content, embedding = excluded.embedding, coverage = excluded.coverage,
+                   flakiness_score = excluded.flakiness_score, verdict = excluded.verdict,
+                   created_at = excluded.created_at, last_used = excluded.last_used,
+                   usage_count = excluded.usage_count, success_count = excluded.success_count,
+                   metadata = excluded.metadata
+                RETURNING p.id, p.created_at)
+            SELECT array_agg(stored.created_at ORDER BY o.n) INTO created
+              FROM unnest(p_ids) WITH ORDINALITY o(id, n) JOIN stored ON stored.id = o.id;
+            UPDATE {s}.state st SET live = st.live + added, dim = wanted WHERE st.singleton;
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, created,
+                NULL::bigint[], NULL::bigint[], NULL::bigint[];
+        END $fn$;
+
+        CREATE FUNCTION {s}.delete_pattern(p_key bytea, p_id text)
+        RETURNS TABLE ({written}) LANGUAGE plpgsql AS $fn$
+        DECLARE a record;
+        BEGIN
+            PERFORM {s}.lock_bank();
+            IF NOT EXISTS (SELECT 1 FROM {s}.patterns p WHERE p.id = p_id AND NOT p.deleted) THEN
+                RETURN;
+            END IF;
+            SELECT * INTO a FROM {s}.advance(p_key);
+            UPDATE {s}.patterns p SET deleted = true, generation = a.o_generation, type = NULL, domain = NULL,
+                   framework = NULL, content = NULL, embedding = NULL, coverage = NULL, flakiness_score = NULL,
+                   verdict = NULL, created_at = NULL, last_used = NULL, usage_count = 0, success_count = 0,
+                   metadata = NULL
+             WHERE p.id = p_id;
+            UPDATE {s}.state st SET live = st.live - 1, dim = CASE WHEN st.live - 1 > 0 THEN st.dim END
+             WHERE st.singleton;
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id,
+                NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+        END $fn$;
+
+        CREATE FUNCTION {s}.store_config(p_key bytea, p_agent_id text, p_type text, p_config_json text,
+            p_version text, p_updated_at bigint)
+        RETURNS TABLE ({written}) LANGUAGE plpgsql AS $fn$
+        DECLARE a record;
+        BEGIN
+            PERFORM {s}.lock_bank();
+            SELECT * INTO a FROM {s}.advance(p_key);
+            INSERT INTO {s}.agent_configs AS c (agent_id, generation, deleted, type, config_json, version, updated_at)
+            VALUES (p_agent_id, a.o_generation, false, p_type, p_config_json, p_version, p_updated_at)
+            ON CONFLICT (agent_id) DO UPDATE SET generation = excluded.generation, deleted = false,
+               type = excluded.type, config_json = excluded.config_json, version = excluded.version,
+               updated_at = excluded.updated_at;
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id,
+                NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+        END $fn$;
+
+        CREATE FUNCTION {s}.delete_config(p_key bytea, p_agent_id text)
+        RETURNS TABLE ({written}) LANGUAGE plpgsql AS $fn$
+        DECLARE a record;
+        BEGIN
+            PERFORM {s}.lock_bank();
+            IF NOT EXISTS (SELECT 1 FROM {s}.agent_configs c WHERE c.agent_id = p_agent_id AND NOT c.deleted) THEN
+                RETURN;
+            END IF;
+            SELECT * INTO a FROM {s}.advance(p_key);
+            UPDATE {s}.agent_configs c SET deleted = true, generation = a.o_generation, type = NULL,
+                   config_json = NULL, version = NULL, updated_at = NULL
+             WHERE c.agent_id = p_agent_id;
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id,
+                NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+        END $fn$;"
+    )
+}
+
+/// What every write function returns: the write's generation, the bank's
+/// time of it and identity, and what the replica cannot know by itself (the
+/// created_at a stored pattern kept; a used pattern's counters), each in
+/// the order of the call's arrays.
+const WRITTEN: &str = "w_generation bigint, w_changed_at bigint, w_source_id bytea, w_created_at bigint[], \
+     w_usage_count bigint[], w_success_count bigint[], w_last_used bigint[]";
 
 /// The remote schema version this release writes.
 pub fn latest_version() -> i64 {
