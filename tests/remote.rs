@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::proxy::{Fault, Proxy};
 use common::*;
 use pattern_cache::{AgentConfig, ConfigInput, PatternCache, PatternFilter, PatternInput, UsageInput};
 
@@ -275,6 +276,7 @@ fn against_a_real_postgres() {
     a_row_only_role_works_after_migrate(&server);
     a_big_pass_drops_and_restores_the_triggers(&server);
     a_server_that_goes_away(&server);
+    writes_under_network_faults(&server);
     drop(server);
     tls(bin);
 }
@@ -624,4 +626,72 @@ fn tls(bin: PathBuf) {
     let e = r.sync_remote().expect_err("an untrusted certificate");
     assert_eq!(e.code(), "REMOTE_UNAVAILABLE", "{e}");
     r.shutdown();
+}
+
+/// A write caught by the network (its request held mid-flight with the
+/// sockets left open, or its answer lost after it ran): the caller is told
+/// the truth and the use is counted exactly once; another machine writes
+/// meanwhile, never held behind the vanished one (its own timeout is short:
+/// waiting for a lock would fail it). With the network gone altogether the
+/// caller learns `REMOTE_OUTCOME_UNKNOWN`, and nothing was applied twice.
+fn writes_under_network_faults(server: &Server) {
+    server.create_db("faults");
+    let proxy = Proxy::start(server.port);
+    let (d1, d2) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let caught = replica(d1.path(), &proxy.url("faults", "postgres"), |c| {
+        c.remote_timeout_ms = Some(1000.0);
+        c.remote_listen = Some(false);
+        c.remote_poll_interval_ms = Some(3_600_000.0);
+    });
+    let other = replica(d2.path(), &server.url("faults", "postgres"), |c| {
+        c.remote_timeout_ms = Some(2000.0);
+    });
+    let stored = gen_inputs(7, 3, DIM);
+    caught.store_patterns(&stored).expect("store through the proxy");
+    let id = stored[0].id.clone();
+    let on_bank = || -> i64 {
+        server
+            .psql(
+                "faults",
+                &format!("SELECT usage_count FROM pattern_cache.patterns WHERE id = '{id}'"),
+            )
+            .parse()
+            .expect("a count")
+    };
+    let used = UsageInput {
+        id: id.clone(),
+        success: true,
+        at: None,
+    };
+    for (n, fault) in [Fault::Hold, Fault::DropReply].into_iter().enumerate() {
+        let before = on_bank();
+        proxy.arm("record_uses", fault);
+        let outcome = std::thread::scope(|s| {
+            let write = s.spawn(|| caught.record_usage(&used));
+            while proxy.fired() <= n {
+                std::thread::yield_now();
+            }
+            other
+                .store_patterns(&gen_inputs(100 + n as u64, 1, DIM))
+                .expect("another machine writes while this one's write hangs");
+            write.join().expect("no panic")
+        });
+        assert!(outcome.expect("resolved by its key"), "{fault:?}");
+        assert_eq!(on_bank(), before + 1, "{fault:?}: counted exactly once");
+        let local = caught.load_pattern(&id).expect("read").expect("there");
+        assert_eq!(local.usage_count, before + 1, "{fault:?}: the writer reads its write");
+    }
+    let before = on_bank();
+    proxy.black_hole(true);
+    let e = caught.record_usage(&used).expect_err("no network, no answer");
+    assert_eq!(e.code(), "REMOTE_OUTCOME_UNKNOWN", "{e}");
+    assert!(e.to_string().contains("write key"), "{e}");
+    proxy.black_hole(false);
+    caught.sync_remote().expect("the network is back");
+    assert_eq!(on_bank(), before, "a request that never arrived was not applied");
+    caught.shutdown();
+    other.shutdown();
 }

@@ -265,3 +265,4 @@ pub fn build_file(dir: &Path) -> Vec<u8> {
     assert_eq!(bytes.len() as u64, built.file_size);
     bytes
 }
+pub mod proxy;
