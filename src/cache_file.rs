@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::clock;
-use crate::db::{queries, Database};
+use crate::db::{queries, Database, Generation};
 use crate::error::{Error, Result};
 use crate::faults::{self, Step};
 use crate::format::writer::{CacheMeta, CacheWriter};
@@ -187,6 +187,20 @@ pub fn open_shared_view(path: &Path) -> Result<(std::sync::Arc<CacheView>, FileI
     Ok((view, identity))
 }
 
+/// Whether a file could be of the database's history at `g`: not from past
+/// its generation, and at its generation, from the same change (a replica
+/// reset to its bank can be back at a generation with other content).
+pub fn of_history(file: &Header, g: &Generation) -> bool {
+    file.source_id == g.source_id
+        && (file.generation < g.generation
+            || (file.generation == g.generation && file.created_at_ms == g.changed_at_ms))
+}
+
+/// Whether a file is the database as of `g`.
+pub fn is_current(file: &Header, g: &Generation) -> bool {
+    file.generation == g.generation && of_history(file, g)
+}
+
 /// Builds the cache file from the database unless (with `force` false) a
 /// valid file of the database's current generation is already in place.
 /// `cancel` abandons the build (and its temp file) at the next record.
@@ -205,8 +219,7 @@ pub fn build(db: &Database, paths: &CachePaths, force: bool, cancel: &AtomicBool
         let generation = queries::generation(conn)?;
         if !force {
             if let Ok((view, _)) = open_view(&paths.file) {
-                if view.header().generation == generation.generation && view.header().source_id == generation.source_id
-                {
+                if is_current(view.header(), &generation) {
                     return Ok(Built {
                         header: view.header().clone(),
                         file_size: view.file_size(),

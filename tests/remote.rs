@@ -241,6 +241,25 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Runs one of the cluster's tools (pg_dump, pg_restore) against `db`.
+    fn tool(&self, name: &str, db: &str, args: &[&str]) {
+        let out = Command::new(self.bin.join(name))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+            ])
+            .args(args)
+            .output()
+            .expect(name);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     fn create_db(&self, name: &str) {
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
     }
@@ -277,6 +296,7 @@ fn against_a_real_postgres() {
     a_big_pass_drops_and_restores_the_triggers(&server);
     a_server_that_goes_away(&server);
     writes_under_network_faults(&server);
+    a_restored_bank_resets_its_replicas(&server);
     drop(server);
     tls(bin);
 }
@@ -694,4 +714,110 @@ fn writes_under_network_faults(server: &Server) {
     assert_eq!(on_bank(), before, "a request that never arrived was not applied");
     caught.shutdown();
     other.shutdown();
+}
+
+/// The bank restored from a dump taken earlier, while one replica runs and
+/// another is offline; then written past their generation with other
+/// content. Every replica resets to the bank (the pass says why), a second
+/// instance on a reset replica's database stops serving its old file, and
+/// all agree with a fresh replica, down to byte-identical cache files.
+fn a_restored_bank_resets_its_replicas(server: &Server) {
+    server.create_db("restore");
+    let url = server.url("restore", "postgres");
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let (a, a_resets) = replica_noting_resets(dirs[0].path(), &url);
+    let b = replica(dirs[1].path(), &url, |_| {});
+    a.store_patterns(&gen_inputs(1, 10, DIM)).expect("store");
+    let dump = dirs[3].path().join("bank.dump");
+    server.tool("pg_dump", "restore", &["-Fc", "-f", dump.to_str().expect("path")]);
+    let later = gen_inputs(2, 6, DIM);
+    for p in &later {
+        a.store_patterns(std::slice::from_ref(p)).expect("store after the dump");
+    }
+    let at = b.sync_remote().expect("sync").to_generation;
+    assert_eq!(at, 7);
+    b.shutdown();
+    // A second instance on a's database, reading (tier 1) as of every call.
+    let beside = open(dirs[0].path(), |c| c.check_interval_ms = Some(0.0));
+    assert_eq!(beside.query(&PatternFilter::default()).expect("query").len(), 16);
+
+    server.psql("postgres", "DROP DATABASE restore WITH (FORCE)");
+    server.create_db("restore");
+    server.tool("pg_restore", "restore", &[dump.to_str().expect("path")]);
+    let bank = |r: &PatternCache| r.query(&PatternFilter::default()).expect("query");
+    a.sync_remote().expect("a pass after the restore");
+    let why = next_reset(&a_resets);
+    assert!(why.contains("generation 1, behind this replica's 7"), "{why}");
+    assert_eq!(bank(&a).len(), 10, "back to the dump's content");
+    assert_eq!(
+        bank(&beside).len(),
+        10,
+        "the other instance stopped serving the old file"
+    );
+
+    // Written past the old generation with other content, by a fresh machine.
+    let c = replica(dirs[2].path(), &url, |_| {});
+    for p in gen_inputs(3, 9, DIM) {
+        c.store_patterns(std::slice::from_ref(&p))
+            .expect("store on the restored bank");
+    }
+    let (b, b_resets) = replica_noting_resets(dirs[1].path(), &url);
+    assert_eq!(b.sync_remote().expect("b's pass").to_generation, 10);
+    let why = next_reset(&b_resets);
+    assert!(why.contains("history at generation 7 is not this replica's"), "{why}");
+    assert_eq!(
+        a.sync_remote().expect("a's pass").reset,
+        None,
+        "a follows the new history"
+    );
+    assert!(a_resets.try_recv().is_err(), "a was reset once");
+    let d = tempfile::tempdir().expect("temp dir");
+    let fresh = replica(d.path(), &url, |_| {});
+    fresh.sync_remote().expect("fresh");
+    let want = bank(&fresh);
+    assert!(want.len() > 10, "the bank holds the dump and the later writes");
+    let mut files = Vec::new();
+    for (r, dir) in [
+        (&a, dirs[0].path()),
+        (&b, dirs[1].path()),
+        (&c, dirs[2].path()),
+        (&fresh, d.path()),
+    ] {
+        assert_eq!(bank(r), want);
+        assert_eq!(sqlite_all(&db_path(dir)), want);
+        assert!(r.rebuild(pattern_cache::Trigger::Manual).expect("rebuild").success);
+        files.push(std::fs::read(cache_path(dir)).expect("read cache file"));
+    }
+    assert!(
+        files.windows(2).all(|w| w[0] == w[1]),
+        "the replicas built different files"
+    );
+    assert_eq!(bank(&beside), want);
+    for r in [a, b, c, fresh, beside] {
+        r.shutdown();
+    }
+}
+
+/// A replica whose `remote_reset` events arrive on the returned channel.
+fn replica_noting_resets(dir: &Path, url: &str) -> (PatternCache, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let sink: pattern_cache::EventSink = std::sync::Arc::new(move |e| {
+        if let pattern_cache::CacheEvent::RemoteReset { reason } = e {
+            let _ = tx.lock().expect("sender").send(reason);
+        }
+    });
+    let config = common::config(dir, |c| {
+        c.remote_url = Some(url.to_owned());
+        c.remote_poll_interval_ms = Some(100.0);
+    });
+    (PatternCache::open(config, Some(sink)).expect("open"), rx)
+}
+
+/// The next reset's reason (the pass that made it may be the syncer's,
+/// which reports it just after it lets go of the pass lock).
+fn next_reset(resets: &std::sync::mpsc::Receiver<String>) -> String {
+    resets
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("a remote_reset event")
 }

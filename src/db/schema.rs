@@ -70,6 +70,9 @@ fn migrations() -> Vec<String> {
         "ALTER TABLE replica_of ADD COLUMN synced_at INTEGER NOT NULL DEFAULT 0;
          ALTER TABLE replica_of ADD COLUMN remote_generation INTEGER NOT NULL DEFAULT 0;"
             .to_owned(),
+        // v6: the bank's chain head at the replica's generation (NULL: not
+        // known), which every pass compares with the bank's history.
+        "ALTER TABLE replica_of ADD COLUMN head BLOB;".to_owned(),
     ]
 }
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Inner;
+use crate::cache_file::of_history;
 use crate::cache_file::{self, FileIdentity};
 use crate::clock::now_ms;
-use crate::db::queries;
+use crate::db::{queries, Generation};
 use crate::error::Result;
 use crate::format::CacheView;
 use crate::model::Trigger;
@@ -110,6 +111,9 @@ impl Inner {
         }
         self.fresh.last_check_ms.store(now, Ordering::Relaxed);
         let g = self.db.generation()?;
+        if let Some(reason) = self.history_changed(&g) {
+            self.went_back(g, &reason);
+        }
         let previous = self.fresh.known_generation.fetch_max(g.generation, Ordering::AcqRel);
         if g.generation > previous {
             self.debug(|| format!("database changed elsewhere: generation {previous} -> {}", g.generation));
@@ -117,7 +121,7 @@ impl Inner {
         self.fresh.pattern_count.store(g.pattern_count, Ordering::Relaxed);
         self.saw_remote_pass();
         if self.config.enabled {
-            self.adopt_newer_file();
+            self.adopt_newer_file(&g);
             let behind = self
                 .tier1
                 .view
@@ -129,6 +133,35 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Why the database's history is no longer the one this instance knows
+    /// (its generation went back, or the file in use is of the same
+    /// generation but another change): a replica reset to its bank.
+    fn history_changed(&self, g: &Generation) -> Option<String> {
+        let known = self.known();
+        if g.generation < known {
+            return Some(format!(
+                "the database went back from generation {known} to {} (a replica reset to its bank)",
+                g.generation
+            ));
+        }
+        let view = self.tier1.view.load_full()?;
+        (view.header().generation >= g.generation && !of_history(view.header(), g)).then(|| {
+            format!(
+                "the cache file of generation {} is of another history than the database's (a replica reset to its bank)",
+                view.header().generation
+            )
+        })
+    }
+
+    /// The database's history changed under this instance: forget what it
+    /// knew, stop serving the file, and rebuild now.
+    pub(super) fn went_back(&self, g: Generation, reason: &str) {
+        self.fresh.known_generation.store(g.generation, Ordering::Release);
+        self.fresh.pattern_count.store(g.pattern_count, Ordering::Relaxed);
+        self.drop_view(reason);
+        self.schedule(Trigger::SourceChanged, true, true);
     }
 
     /// What changed after `base`, read in one transaction; `None` when the
@@ -157,7 +190,7 @@ impl Inner {
 
     /// Another process may have built a newer file: adopt it when it is
     /// from this database and newer than the one in use.
-    fn adopt_newer_file(&self) {
+    fn adopt_newer_file(&self, g: &Generation) {
         let Ok(on_disk) = FileIdentity::of(&self.paths.file) else {
             return;
         };
@@ -168,7 +201,8 @@ impl Inner {
             return; // a broken file is the builder's to replace; keep ours
         };
         let ours = self.tier1.view.load().as_ref().map(|v| v.header().generation);
-        if view.header().source_id == self.source_id && ours.is_none_or(|g| view.header().generation > g) {
+        let newer = ours.is_none_or(|ours| view.header().generation > ours);
+        if view.header().source_id == self.source_id && newer && of_history(view.header(), g) {
             self.debug(|| {
                 format!(
                     "adopting a cache file another process built (generation {})",

@@ -172,7 +172,7 @@ impl PatternCache {
             };
         let paths = CachePaths::new(&config.cache_path);
         let (view, identity) = cache_file::shared_view_if_cached(&paths.file)?;
-        if view.header().generation != generation.generation || view.header().source_id != generation.source_id {
+        if !cache_file::is_current(view.header(), &generation) {
             return None;
         }
         Some(

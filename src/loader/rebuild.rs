@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::freshness::until_ttl;
 use super::{Inner, PatternCache};
+use crate::cache_file::is_current;
 use crate::cache_file::{self, FileIdentity};
 use crate::clock::now_ms;
 use crate::db::{queries, Generation};
@@ -112,10 +113,7 @@ impl Inner {
         } else {
             match cache_file::open_shared_view(&self.paths.file) {
                 // Current only if built from this database, at its generation.
-                Ok((view, identity))
-                    if view.header().generation == generation.generation
-                        && view.header().source_id == generation.source_id =>
-                {
+                Ok((view, identity)) if is_current(view.header(), &generation) => {
                     self.install(view, identity);
                     return;
                 }

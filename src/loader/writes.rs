@@ -182,7 +182,16 @@ impl syncer::Host for Inner {
     }
 
     fn synced(&self, outcome: &SyncOutcome) {
-        if outcome.to_generation > outcome.from_generation {
+        if let Some(reset) = outcome.reset {
+            self.went_back(
+                outcome.local,
+                &format!("the replica was reset to its bank: {}", reset.describe()),
+            );
+            self.emit(CacheEvent::RemoteReset {
+                reason: reset.describe(),
+            });
+        }
+        if outcome.to_generation != outcome.from_generation || outcome.reset.is_some() {
             self.after_pass(outcome, None);
             self.emit(CacheEvent::RemoteSynced {
                 from_generation: outcome.from_generation,

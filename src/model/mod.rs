@@ -301,6 +301,12 @@ pub enum CacheEvent {
     RemoteUnavailable {
         error: String,
     },
+    /// A pass found the bank's history is not the one the replica followed
+    /// (a restore, a failover that lost commits, a clone) and reset the
+    /// replica to the bank's content; reads went on throughout.
+    RemoteReset {
+        reason: String,
+    },
 }
 
 /// The outcome of one cache build.

@@ -404,6 +404,10 @@ impl From<CacheEvent> for JsCacheEvent {
                 js.event_type = "remote_unavailable".into();
                 js.error = Some(error);
             }
+            CacheEvent::RemoteReset { reason } => {
+                js.event_type = "remote_reset".into();
+                js.reason = Some(reason);
+            }
         }
         js
     }

@@ -223,7 +223,7 @@ impl Remote {
             // The write is on the bank now: whatever fails locally from here
             // on is not the write's failure (the replica catches up at its
             // next pass).
-            return match self.apply_committed(db, &committed) {
+            return match self.apply_committed(db, &key, &committed) {
                 Ok(outcome) => Ok(Some(outcome)),
                 Err(_) => db.generation().map(|local| {
                     Some(SyncOutcome {
@@ -231,6 +231,7 @@ impl Remote {
                         to_generation: local.generation,
                         rows_applied: 0,
                         local,
+                        reset: None,
                     })
                 }),
             };
@@ -238,10 +239,16 @@ impl Remote {
     }
 
     /// Applies this machine's committed write to the replica, under the pass lock.
-    fn apply_committed(&self, db: &Database, committed: &writes::Committed) -> Result<SyncOutcome> {
+    fn apply_committed(
+        &self,
+        db: &Database,
+        key: &writes::WriteKey,
+        committed: &writes::Committed,
+    ) -> Result<SyncOutcome> {
         let _pass = replica::lock_passes(&self.db_path)?;
         self.with_client(&self.writer, db, |rt, client| {
-            let outcome = replica::apply_own_write(rt, client, &self.target, db, &committed.state, &committed.changes)?;
+            let outcome =
+                replica::apply_own_write(rt, client, &self.target, db, &committed.state, key, &committed.changes)?;
             self.synced(&outcome);
             Ok(outcome)
         })

@@ -45,6 +45,31 @@ pub struct RemoteState {
     pub generation: i64,
     pub changed_at: i64,
     pub source_id: [u8; 16],
+    /// The bank's chain head at `generation`: sha256 over the keys of every
+    /// write since the chain began (`None`: no keyed write yet).
+    pub head: Option<[u8; 32]>,
+}
+
+impl RemoteState {
+    /// The state from the bank's columns, checked.
+    pub fn from_columns(
+        target: &Target,
+        generation: i64,
+        changed_at: i64,
+        source_id: Vec<u8>,
+        head: Vec<u8>,
+    ) -> Result<RemoteState> {
+        let bad = |what: &str| Error::RemoteMismatch(format!("{}: state.{what}", target.describe()));
+        Ok(RemoteState {
+            generation,
+            changed_at,
+            source_id: source_id.try_into().map_err(|_| bad("source_id is not 16 bytes"))?,
+            head: match head.len() {
+                0 => None,
+                _ => Some(head.try_into().map_err(|_| bad("head is not 32 bytes"))?),
+            },
+        })
+    }
 }
 
 /// What a sync pass did.
@@ -55,6 +80,87 @@ pub struct SyncOutcome {
     pub rows_applied: u64,
     /// The local database after the pass.
     pub local: Generation,
+    /// Set when the pass reset the replica to the bank (its history was not
+    /// the bank's), rather than moving it forward.
+    pub reset: Option<Reset>,
+}
+
+/// Why a pass reset the replica to the bank: the bank's history is not the
+/// one the replica followed (restored from a backup, a failover that lost
+/// commits, a clone written on apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// The bank is at a generation below the replica's.
+    BankBehind { bank: u64, replica: u64 },
+    /// The bank has no record of the replica's generation.
+    GenerationGone { generation: u64 },
+    /// The bank's chain head at the replica's generation is another.
+    HistoryDiffers { generation: u64 },
+}
+
+impl Reset {
+    /// What the `remote_reset` event says.
+    pub fn describe(&self) -> String {
+        match self {
+            Reset::BankBehind { bank, replica } => format!(
+                "the bank is at generation {bank}, behind this replica's {replica} (restored from a backup, or a failover lost commits)"
+            ),
+            Reset::GenerationGone { generation } => {
+                format!("the bank has no record of this replica's generation {generation} (restored from a backup)")
+            }
+            Reset::HistoryDiffers { generation } => format!(
+                "the bank's history at generation {generation} is not this replica's (restored from a backup and written past it, or a clone)"
+            ),
+        }
+    }
+}
+
+/// The bank's chain head after a write with `key` on top of `head`.
+pub fn chain(head: &[u8; 32], key: &[u8; 16]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(head);
+    hash.update(key);
+    hash.finalize().into()
+}
+
+/// Whether the replica follows the bank's history: `None`, or why not. One
+/// look at the bank's write log, and none when the bank is where the
+/// replica is (an idle poll).
+async fn divergence(
+    client: &Client,
+    target: &Target,
+    local: &LocalReplica,
+    remote: &RemoteState,
+) -> Result<Option<Reset>> {
+    if local.bound_to.is_none() {
+        return Ok(None);
+    }
+    let (bank, replica) = (remote.generation.max(0) as u64, local.generation);
+    if bank < replica {
+        return Ok(Some(Reset::BankBehind { bank, replica }));
+    }
+    // A generation from before the chain began has nothing to compare.
+    let Some(head) = local.head else {
+        return Ok(None);
+    };
+    let differs = Some(Reset::HistoryDiffers { generation: replica });
+    if bank == replica {
+        return Ok(if remote.head == Some(head) { None } else { differs });
+    }
+    let at: Option<Vec<u8>> = client
+        .query_typed_opt(
+            &format!("SELECT head FROM {SCHEMA}.writes WHERE generation = $1"),
+            &[(&(replica as i64), Type::INT8)],
+        )
+        .await
+        .map_err(|e| target.error(&e))?
+        .map(|r| r.get(0));
+    Ok(match at {
+        None => Some(Reset::GenerationGone { generation: replica }),
+        Some(h) if h[..] != head[..] => differs,
+        Some(_) => None,
+    })
 }
 
 /// The replica side of the local database.
@@ -64,12 +170,17 @@ pub struct LocalReplica {
     pub bound_to: Option<[u8; 16]>,
     pub generation: u64,
     pub holds_data: bool,
+    /// The bank's chain head at `generation`, as the last pass saw it.
+    pub head: Option<[u8; 32]>,
 }
 
 pub fn local_replica(conn: &Connection) -> Result<LocalReplica> {
-    let bound_to: Option<Vec<u8>> = conn
-        .query_row("SELECT source_id FROM replica_of WHERE singleton = 1", [], |r| r.get(0))
-        .optional()?;
+    let (bound_to, head): (Option<Vec<u8>>, Option<Vec<u8>>) = conn
+        .query_row("SELECT source_id, head FROM replica_of WHERE singleton = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .unwrap_or_default();
     let generation = queries::generation(conn)?.generation;
     let holds_data: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM patterns) OR EXISTS (SELECT 1 FROM agent_configs)",
@@ -80,6 +191,7 @@ pub fn local_replica(conn: &Connection) -> Result<LocalReplica> {
         bound_to: bound_to.and_then(|b| b.try_into().ok()),
         generation,
         holds_data,
+        head: head.and_then(|h| h.try_into().ok()),
     })
 }
 
@@ -93,18 +205,9 @@ pub fn is_replica(conn: &Connection) -> Result<bool> {
 /// and empty (it binds at its first pass).
 pub fn check_pairing(local: &LocalReplica, remote: &RemoteState, target: &Target) -> Result<()> {
     match local.bound_to {
-        Some(id) if id == remote.source_id => {
-            if (remote.generation as u64) < local.generation {
-                return Err(Error::RemoteMismatch(format!(
-                    "{} is at generation {}, behind this replica's {}: was it restored from a backup? \
-                     Start the replica from an empty database",
-                    target.describe(),
-                    remote.generation,
-                    local.generation
-                )));
-            }
-            Ok(())
-        }
+        // A bank behind this replica, or of another history, is the pass's
+        // to find (`divergence`) and answer with a reset.
+        Some(id) if id == remote.source_id => Ok(()),
         Some(_) => Err(Error::RemoteMismatch(format!(
             "this database is a replica of another bank than {}; use another dbPath",
             target.describe()
@@ -137,19 +240,12 @@ pub fn last_pass(conn: &Connection) -> Result<Option<(i64, u64)>> {
 pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
     let row = client
         .query_typed_one(
-            &format!("SELECT generation, changed_at, source_id FROM {SCHEMA}.state WHERE singleton"),
+            &format!("SELECT generation, changed_at, source_id, head FROM {SCHEMA}.state WHERE singleton"),
             &[],
         )
         .await
         .map_err(|e| target.error(&e))?;
-    let source: Vec<u8> = row.get(2);
-    Ok(RemoteState {
-        generation: row.get(0),
-        changed_at: row.get(1),
-        source_id: source
-            .try_into()
-            .map_err(|_| Error::RemoteMismatch(format!("{}: state.source_id is not 16 bytes", target.describe())))?,
-    })
+    RemoteState::from_columns(target, row.get(0), row.get(1), row.get(2), row.get(3))
 }
 
 /// The machine-wide lock one sync pass holds (released when dropped).
@@ -227,6 +323,7 @@ fn in_pinned_transaction(
     remote: &RemoteState,
     big: bool,
     quiet: bool,
+    reset: Option<Reset>,
     body: impl FnOnce(&Connection) -> Result<u64>,
 ) -> Result<SyncOutcome> {
     db.write_once(big, |conn| {
@@ -268,11 +365,16 @@ fn in_pinned_transaction(
             params![remote.generation, remote.changed_at],
         )?;
         note_pass(conn, remote.generation)?;
+        conn.execute(
+            "UPDATE replica_of SET head = ?1 WHERE singleton = 1",
+            [remote.head.as_ref().map(|h| &h[..])],
+        )?;
         Ok(SyncOutcome {
             from_generation: local.generation,
             to_generation: remote.generation as u64,
             rows_applied: applied,
             local: queries::generation(conn)?,
+            reset,
         })
     })
 }
@@ -308,18 +410,19 @@ fn pull_in_snapshot(
 ) -> Result<SyncOutcome> {
     let remote = rt.block_on(super::timed(target, read_state(client, target)))?;
     check_pairing(local, &remote, target)?;
-    let since = if local.bound_to.is_some() {
-        local.generation as i64
-    } else {
-        0
-    };
-    if local.bound_to.is_some() && remote.generation == since {
+    let reset = rt.block_on(super::timed(target, divergence(client, target, local, &remote)))?;
+    // A replica that follows the bank pulls what came after it; one that
+    // does not takes the whole bank again (a reset).
+    let follows = local.bound_to.is_some() && reset.is_none();
+    let since = if follows { local.generation as i64 } else { 0 };
+    if follows && remote.generation == since {
         db.write_statement(|c| note_pass(c, remote.generation), |_| Ok(()))?;
         return Ok(SyncOutcome {
             from_generation: local.generation,
             to_generation: local.generation,
             rows_applied: 0,
             local: db.generation()?,
+            reset: None,
         });
     }
     // Pages are fetched and validated on a thread of their own while the
@@ -338,11 +441,18 @@ fn pull_in_snapshot(
                 .map_err(|e| target.error(&e))
         }))?
         .get(0);
-    let quiet = pending > QUIET_PASS_ROWS;
+    // A reset runs quiet: its changes are logged nowhere, and the log's
+    // floor at its generation makes every older cache file rebuild.
+    let quiet = reset.is_some() || pending > QUIET_PASS_ROWS;
     std::thread::scope(|scope| {
         let (pages, next_page) = std::sync::mpsc::sync_channel::<Result<Vec<(i64, Change)>>>(2);
         scope.spawn(move || fetch_pages(rt, client, target, since, &pages));
-        in_pinned_transaction(db, local, &remote, true, quiet, |conn| {
+        in_pinned_transaction(db, local, &remote, true, quiet, reset, |conn| {
+            if reset.is_some() {
+                // The bank's whole content replaces the replica's (triggers
+                // are off: nothing is logged, and the count is redone).
+                conn.execute_batch("DELETE FROM patterns; DELETE FROM agent_configs;")?;
+            }
             let mut dim = queries::embedding_dim(conn)?;
             let mut applied = 0u64;
             for page in next_page {
@@ -434,14 +544,18 @@ pub fn apply_own_write(
     target: &Target,
     db: &Database,
     remote: &RemoteState,
+    key: &[u8; 16],
     changes: &[(i64, Change)],
 ) -> Result<SyncOutcome> {
     let local = db.read(local_replica)?;
     let next = local.generation + 1 == remote.generation as u64;
-    if local.bound_to != Some(remote.source_id) || !next {
+    // Right after the replica in the bank's history too: the write's head
+    // follows from the replica's (unless the replica's is not known).
+    let chained = local.head.is_none_or(|h| remote.head == Some(chain(&h, key)));
+    if local.bound_to != Some(remote.source_id) || !next || !chained {
         return pull(rt, client, target, db);
     }
-    in_pinned_transaction(db, &local, remote, false, false, |conn| {
+    in_pinned_transaction(db, &local, remote, false, false, None, |conn| {
         let mut dim = queries::embedding_dim(conn)?;
         apply(conn, changes, &mut dim)?;
         Ok(changes.len() as u64)

@@ -112,17 +112,17 @@ fn writes_in_one_call() -> String {
         -- The next generation, its chain head and the key logged (a key
         -- seen before fails here, rolling the whole write back), and the
         -- notification (sent at commit).
-        CREATE FUNCTION {s}.advance(p_key bytea, OUT o_generation bigint, OUT o_changed_at bigint, OUT o_source_id bytea)
+        CREATE FUNCTION {s}.advance(p_key bytea, OUT o_generation bigint, OUT o_changed_at bigint, OUT o_source_id bytea,
+            OUT o_head bytea)
         LANGUAGE plpgsql AS $fn$
-        DECLARE h bytea;
         BEGIN
             UPDATE {s}.state st SET generation = st.generation + 1,
                    changed_at = greatest(st.changed_at, {now_ms}),
                    head = sha256(st.head || p_key)
              WHERE st.singleton
             RETURNING st.generation, st.changed_at, st.source_id, st.head
-                 INTO o_generation, o_changed_at, o_source_id, h;
-            INSERT INTO {s}.writes (key, generation, head, at) VALUES (p_key, o_generation, h, o_changed_at);
+                 INTO o_generation, o_changed_at, o_source_id, o_head;
+            INSERT INTO {s}.writes (key, generation, head, at) VALUES (p_key, o_generation, o_head, o_changed_at);
             PERFORM pg_notify('{c}', o_generation::text);
         END $fn$;
 
@@ -148,7 +148,7 @@ fn writes_in_one_call() -> String {
                 RETURNING p.usage_count, p.success_count, p.last_used INTO u, sc, lu;
                 uc := uc || u; scs := scs || sc; lus := lus || lu;
             END LOOP;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, NULL::bigint[], uc, scs, lus;
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head, NULL::bigint[], uc, scs, lus;
         END $fn$;
 
         CREATE FUNCTION {s}.store_patterns(p_key bytea, p_ids text[], p_types text[], p_domains text[],
@@ -191,7 +191,7 @@ fn writes_in_one_call() -> String {
             SELECT array_agg(stored.created_at ORDER BY o.n) INTO created
               FROM unnest(p_ids) WITH ORDINALITY o(id, n) JOIN stored ON stored.id = o.id;
             UPDATE {s}.state st SET live = st.live + added, dim = wanted WHERE st.singleton;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, created,
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head, created,
                 NULL::bigint[], NULL::bigint[], NULL::bigint[];
         END $fn$;
 
@@ -211,7 +211,7 @@ fn writes_in_one_call() -> String {
              WHERE p.id = p_id;
             UPDATE {s}.state st SET live = st.live - 1, dim = CASE WHEN st.live - 1 > 0 THEN st.dim END
              WHERE st.singleton;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id,
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
                 NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
         END $fn$;
 
@@ -227,7 +227,7 @@ fn writes_in_one_call() -> String {
             ON CONFLICT (agent_id) DO UPDATE SET generation = excluded.generation, deleted = false,
                type = excluded.type, config_json = excluded.config_json, version = excluded.version,
                updated_at = excluded.updated_at;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id,
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
                 NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
         END $fn$;
 
@@ -243,17 +243,18 @@ fn writes_in_one_call() -> String {
             UPDATE {s}.agent_configs c SET deleted = true, generation = a.o_generation, type = NULL,
                    config_json = NULL, version = NULL, updated_at = NULL
              WHERE c.agent_id = p_agent_id;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id,
+            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
                 NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
         END $fn$;"
     )
 }
 
 /// What every write function returns: the write's generation, the bank's
-/// time of it and identity, and what the replica cannot know by itself (the
+/// time of it, identity and chain head, and what the replica cannot know by itself (the
 /// created_at a stored pattern kept; a used pattern's counters), each in
 /// the order of the call's arrays.
-const WRITTEN: &str = "w_generation bigint, w_changed_at bigint, w_source_id bytea, w_created_at bigint[], \
+const WRITTEN: &str =
+    "w_generation bigint, w_changed_at bigint, w_source_id bytea, w_head bytea, w_created_at bigint[], \
      w_usage_count bigint[], w_success_count bigint[], w_last_used bigint[]";
 
 /// The remote schema version this release writes.

@@ -158,15 +158,14 @@ pub async fn call(client: &Client, target: &Target, key: &WriteKey, write: Write
     let Some(row) = rows.first() else {
         return Ok(Called::Unchanged);
     };
-    let written = Written::read(row).map_err(|e| target.error(&e))?;
-    let state =
-        RemoteState {
-            generation: written.generation,
-            changed_at: written.changed_at,
-            source_id: written.source_id.clone().try_into().map_err(|_| {
-                Error::RemoteMismatch(format!("{}: state.source_id is not 16 bytes", target.describe()))
-            })?,
-        };
+    let mut written = Written::read(row).map_err(|e| target.error(&e))?;
+    let state = RemoteState::from_columns(
+        target,
+        written.generation,
+        written.changed_at,
+        std::mem::take(&mut written.source_id),
+        std::mem::take(&mut written.head),
+    )?;
     let changes = written.changes(write).ok_or_else(|| {
         Error::RemoteMismatch(format!(
             "{}: the bank's answer to a write does not match it (another schema at the same version?)",
@@ -217,6 +216,7 @@ struct Written {
     generation: i64,
     changed_at: i64,
     source_id: Vec<u8>,
+    head: Vec<u8>,
     created_at: Option<Vec<i64>>,
     usage_count: Option<Vec<i64>>,
     success_count: Option<Vec<i64>>,
@@ -229,10 +229,11 @@ impl Written {
             generation: row.try_get(0)?,
             changed_at: row.try_get(1)?,
             source_id: row.try_get(2)?,
-            created_at: row.try_get(3)?,
-            usage_count: row.try_get(4)?,
-            success_count: row.try_get(5)?,
-            last_used: row.try_get(6)?,
+            head: row.try_get(3)?,
+            created_at: row.try_get(4)?,
+            usage_count: row.try_get(5)?,
+            success_count: row.try_get(6)?,
+            last_used: row.try_get(7)?,
         })
     }
 
@@ -294,6 +295,7 @@ mod tests {
             generation: 1,
             changed_at: 1,
             source_id: vec![0; 16],
+            head: Vec::new(),
             created_at: None,
             usage_count: Some(usage.clone()),
             success_count: Some(usage.clone()),
