@@ -31,6 +31,8 @@ use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
 use crate::fsutil;
 
+/// How often an idle pass records its time for the machine's other processes.
+const IDLE_NOTE_EVERY_MS: i64 = 30_000;
 /// Rows per pulled page.
 const PAGE_ROWS: i64 = 1000;
 /// Past this many changed rows a pass applies them with the change triggers
@@ -416,7 +418,12 @@ fn pull_in_snapshot(
     let follows = local.bound_to.is_some() && reset.is_none();
     let since = if follows { local.generation as i64 } else { 0 };
     if follows && remote.generation == since {
-        db.write_statement(|c| note_pass(c, remote.generation), |_| Ok(()))?;
+        // An idle poll writes nothing, but now and then the time of the
+        // last pass, which the machine's other processes report.
+        let noted = db.read(last_pass)?.map_or(0, |(at, _)| at);
+        if crate::clock::now_ms() - noted >= IDLE_NOTE_EVERY_MS {
+            db.write_statement(|c| note_pass(c, remote.generation), |_| Ok(()))?;
+        }
         return Ok(SyncOutcome {
             from_generation: local.generation,
             to_generation: local.generation,

@@ -121,6 +121,8 @@ fn run<H: Host>(
     };
     let mut backoff = FIRST_BACKOFF;
     let mut reported: Option<String> = None;
+    // The highest generation a notification named.
+    let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let report = |h: &H, e: &Error, reported: &mut Option<String>| {
         let text = e.to_string();
         if reported.as_deref() != Some(&text) {
@@ -131,11 +133,14 @@ fn run<H: Host>(
     while !stop.load(Ordering::Acquire) {
         let Some(h) = host.upgrade() else { return };
         // Wakes the wait below on a notification (its payload is the
-        // generation just committed) and when the connection ends.
-        let (wake_up, seen) = (wake.clone(), Arc::downgrade(&remote));
+        // generation just committed) and when the connection ends. Anyone
+        // who may LISTEN may also NOTIFY: a payload only decides whether a
+        // pass is worth running, and is never reported as the bank's
+        // generation (that comes from the bank's state row alone).
+        let (wake_up, heard_now) = (wake.clone(), Arc::clone(&heard));
         let notified: Option<super::connect::OnNotify> = Some(Box::new(move |payload: Option<&str>| {
-            if let (Some(r), Some(Ok(g))) = (seen.upgrade(), payload.map(str::parse::<u64>)) {
-                r.saw_generation(g);
+            if let Some(Ok(g)) = payload.map(str::parse::<u64>) {
+                heard_now.fetch_max(g, Ordering::AcqRel);
             }
             let _ = wake_up.send(());
         }));
@@ -172,7 +177,7 @@ fn run<H: Host>(
             let Some(h) = host.upgrade() else { return };
             // A notification of a generation the replica holds already (this
             // machine's own write, applied by its writer) needs no pass.
-            let seen = remote.status().remote_generation;
+            let seen = heard.load(Ordering::Acquire);
             let behind = woke != Woke::Signal
                 || h.database()
                     .read(|c| Ok(!super::replica::is_replica(c)? || queries::generation(c)?.generation < seen))
@@ -185,7 +190,7 @@ fn run<H: Host>(
             match pass {
                 Ok(outcome) => {
                     reported = None;
-                    if let Some(o) = outcome.filter(|o| o.to_generation > o.from_generation) {
+                    if let Some(o) = outcome.filter(|o| o.to_generation != o.from_generation || o.reset.is_some()) {
                         h.synced(&o);
                     }
                 }
