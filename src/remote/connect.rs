@@ -90,13 +90,58 @@ fn take_tls_options(url: &str) -> Result<(String, Option<String>, Option<String>
         Ok((rest, mode, root))
     } else {
         let mut kept = Vec::new();
-        for word in url.split_whitespace() {
-            match word.split_once('=') {
-                Some((k, v)) if take(k.trim(), v.trim_matches('\'').to_owned()) => {}
-                _ => kept.push(word),
+        for (k, v) in key_values(url)? {
+            if !take(&k, v.clone()) {
+                // Quoted again, so a value keeps its spaces and quotes exactly.
+                kept.push(format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")));
             }
         }
         Ok((kept.join(" "), mode, root))
+    }
+}
+
+/// The pairs of a key=value connection string as libpq reads them: spaces
+/// allowed around `=`; a value single-quoted (with `\'` and `\\` escapes,
+/// spaces kept exactly) or bare up to the next space (with `\` escapes).
+fn key_values(s: &str) -> Result<Vec<(String, String)>> {
+    let bad =
+        |why: &str| Error::InvalidArgument(format!("remote.url is not a valid key=value connection string: {why}"));
+    let mut pairs = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(pairs);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(bad(&format!("'{key}' has no value")));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.push(chars.next().ok_or_else(|| bad("a value ends in a backslash"))?),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(bad(&format!("the value of '{key}' has no closing quote"))),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.push(chars.next().ok_or_else(|| bad("a value ends in a backslash"))?);
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
     }
 }
 
@@ -444,8 +489,24 @@ mod tests {
         assert_eq!(mode.as_deref(), Some("verify-full"));
         assert_eq!(root.as_deref(), Some("/tmp/ca.pem"));
         let (rest, mode, _) = take_tls_options("host=h user=u sslmode=require").unwrap();
-        assert_eq!(rest, "host=h user=u");
+        assert_eq!(rest, "host='h' user='u'");
         assert_eq!(mode.as_deref(), Some("require"));
+        // Quoted values keep their runs of spaces, quotes and backslashes.
+        let (rest, mode, root) = take_tls_options(
+            r"host = h password='a  b\'c\\d' sslmode = 'verify-ca' sslrootcert='/x y/ca.pem' dbname=p\ q",
+        )
+        .unwrap();
+        assert_eq!(rest, r"host='h' password='a  b\'c\\d' dbname='p q'");
+        assert_eq!(
+            (mode.as_deref(), root.as_deref()),
+            (Some("verify-ca"), Some("/x y/ca.pem"))
+        );
+        let parsed = tokio_postgres::Config::from_str(&rest).unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"a  b'c\\d"[..]));
+        assert_eq!(parsed.get_dbname(), Some("p q"));
+        for bad in ["host", "host='h", "host=h\\"] {
+            assert_eq!(take_tls_options(bad).unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+        }
         let t = Target::parse("postgres://u@h/d?sslmode=disable").unwrap();
         assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
         let t = Target::parse("postgres://u@h/d?sslmode=verify-ca").unwrap();
