@@ -90,6 +90,8 @@ export type CacheEvent =
   | { type: 'remote_synced'; fromGeneration: number; toGeneration: number; rowsApplied: number }
   /** With `remote`: the remote could not be reached, or a pass failed (`error` starts with its code); reads go on from the replica. */
   | { type: 'remote_unavailable'; error: string }
+  /** With `remote`: the bank's history was not this replica's (a restore, a failover that lost commits, a clone); the replica took the bank's content. */
+  | { type: 'remote_reset'; reason: string }
 
 /**
  * `remote`: a shared PostgreSQL database (or a server speaking its protocol and SQL) that many
@@ -107,6 +109,11 @@ export interface RemoteConfig {
   pollInterval?: number
   /** false: never LISTEN, poll only (for pgbouncer in transaction mode and engines without NOTIFY). Default true. */
   listen?: boolean
+  /**
+   * Longest time (ms) one call to the remote may take (a write, a page of a sync, a connection)
+   * before it is taken for lost; also the server's statement timeout. Default 20000.
+   */
+  timeout?: number
 }
 
 /** What `syncRemote()` did. */
@@ -259,6 +266,7 @@ export type ErrorCode =
   | 'CACHE_INCOMPATIBLE'
   | 'CACHE_UNAVAILABLE'
   | 'REMOTE_UNAVAILABLE'
+  | 'REMOTE_OUTCOME_UNKNOWN'
   | 'REMOTE_ERROR'
   | 'REMOTE_INVALID_ROW'
   | 'REMOTE_MISMATCH'

@@ -63,6 +63,7 @@ const ERROR_CODES = Object.freeze([
   'CACHE_INCOMPATIBLE',
   'CACHE_UNAVAILABLE',
   'REMOTE_UNAVAILABLE',
+  'REMOTE_OUTCOME_UNKNOWN',
   'REMOTE_ERROR',
   'REMOTE_INVALID_ROW',
   'REMOTE_MISMATCH',
@@ -258,7 +259,8 @@ function toNativeRemote(remote) {
   checkString(code, 'config.remote.url', remote.url)
   checkOptional(code, 'config.remote.pollInterval', remote.pollInterval, 'number')
   checkOptional(code, 'config.remote.listen', remote.listen, 'boolean')
-  return { url: remote.url, pollInterval: remote.pollInterval ?? undefined, listen: remote.listen ?? undefined }
+  checkOptional(code, 'config.remote.timeout', remote.timeout, 'number')
+  return { url: remote.url, pollInterval: remote.pollInterval ?? undefined, listen: remote.listen ?? undefined, timeout: remote.timeout ?? undefined }
 }
 
 /** The options as the debug log may show them: never the remote's URL (it may hold a password). */

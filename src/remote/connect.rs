@@ -228,11 +228,14 @@ impl Target {
     /// a vanished or stuck client began holds the bank for long: a statement
     /// ends at the call's own timeout, a lock wait at half of it, and a
     /// transaction left idle (a sync pass whose client froze) at three times it.
+    /// The statement ends a little before the call's timeout, so that a
+    /// write the server gave up on is known to be rolled back.
     fn session_limits(&self) -> String {
-        let ms = self.timeout.as_millis().max(1);
+        let ms = self.timeout.as_millis().max(10);
         format!(
-            "SET statement_timeout = {ms}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
-            (ms / 2).max(1),
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+            ms * 9 / 10,
+            ms / 2,
             ms * 3
         )
     }

@@ -203,6 +203,11 @@ impl Remote {
             let committed = match called {
                 Ok(Called::Committed(committed)) => committed,
                 Ok(Called::Unchanged) => return Ok(None),
+                Ok(Called::Busy(detail)) => {
+                    return Err(Error::RemoteUnavailable(format!(
+                        "{detail}: the bank stayed busy past the timeout (nothing was written)"
+                    )))
+                }
                 // Applied by an earlier call whose answer was lost: the rows
                 // come with a pass.
                 Ok(Called::AlreadyApplied) => return self.sync(db).map(Some),

@@ -55,6 +55,9 @@ pub enum Called {
     Unchanged,
     /// The key is on the bank already: an earlier call of this write committed.
     AlreadyApplied,
+    /// The server gave up on it (its lock or statement timeout): it was
+    /// rolled back, nothing was written.
+    Busy(String),
 }
 
 /// Sends `write` as one call. A server error means it was not applied; a
@@ -191,6 +194,12 @@ fn refused(target: &Target, e: &tokio_postgres::Error, write: Write<'_>) -> Resu
             _ => Err(target.error(e)),
         },
         ("23505", _) if db.constraint() == Some("writes_pkey") => Ok(Called::AlreadyApplied),
+        ("55P03" | "57014", _) => Ok(Called::Busy(format!(
+            "{} [{}] {}",
+            target.describe(),
+            db.code().code(),
+            db.message()
+        ))),
         _ => Err(target.error(e)),
     }
 }
