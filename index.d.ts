@@ -350,6 +350,16 @@ export declare class PatternCacheError extends Error implements PatternCacheErro
 
 export declare const ERROR_CODES: readonly ErrorCode[]
 
+/**
+ * Creates or migrates the package's schema (`pattern_cache`) on the remote bank at `url`, as
+ * `pattern-cache remote migrate` does: forward-only, one transaction per migration, under an
+ * advisory lock. Resolves with the schema version found and the version now.
+ */
+export declare function migrateRemote(url: string): Promise<{ fromVersion: number; toVersion: number }>
+
+/** The remote bank's schema version and generation, read without changing anything (`pattern-cache remote status`). */
+export declare function probeRemote(url: string): Promise<{ schemaVersion: number; generation: number }>
+
 export declare class PatternCache {
   /**
    * Not for direct use: call `PatternCache.open()`. Throws TypeError.

@@ -50,7 +50,8 @@ export type Types = [
   Check<Assignable<remote.PatternCacheConfigWithRemote, impl.PatternCacheConfig>>,
   Check<Assignable<impl.SyncResult, remote.SyncResult>>,
   Check<Assignable<remote.RemoteEvent, impl.CacheEvent>>,
-  Check<Assignable<impl.CacheEvent, contract.CacheEvent | remote.RemoteEvent>>,
+  // Beyond the contract: remote_reset (issue 17 asks for it; no contract addition names it yet).
+  Check<Assignable<impl.CacheEvent, contract.CacheEvent | remote.RemoteEvent | { type: 'remote_reset'; reason: string }>>,
 ]
 
 // A caller written against the contract compiles against the package.

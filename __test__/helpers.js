@@ -156,22 +156,48 @@ async function keepAliveUntil(promise) {
  * that arrives after the call.
  */
 function eventLog() {
-  /** @type {import('../index').CacheEvent[]} */
+  /** @type {Array<import('../index').CacheEvent>} */
   const events = []
   /** @type {Array<{ pred: (e: import('../index').CacheEvent) => boolean, resolve: (e: import('../index').CacheEvent) => void }>} */
   let waiting = []
+  /** @param {(e: import('../index').CacheEvent) => boolean} pred */
+  const wait = (pred) => new Promise((resolve) => waiting.push({ pred, resolve }))
   return {
     events,
-    /** @param {import('../index').CacheEvent} e */
+    /** @param {unknown} e */
     onEvent(e) {
-      events.push(e)
-      const ready = waiting.filter((w) => w.pred(e))
-      waiting = waiting.filter((w) => !w.pred(e))
-      for (const w of ready) w.resolve(e)
+      const event = /** @type {import('../index').CacheEvent} */ (e)
+      events.push(event)
+      const ready = waiting.filter((w) => w.pred(event))
+      waiting = waiting.filter((w) => !w.pred(event))
+      for (const w of ready) w.resolve(event)
     },
     /** @param {(e: import('../index').CacheEvent) => boolean} pred */
     next(pred) {
-      return keepAliveUntil(new Promise((resolve) => waiting.push({ pred, resolve })))
+      return keepAliveUntil(wait(pred))
+    },
+    /**
+     * The next matching event after the call, or null at once when
+     * `already()` holds once the wait is registered; rejects after `ms`
+     * (a guard, naming `what` and the last events).
+     * @param {(e: import('../index').CacheEvent) => boolean} pred @param {number} ms @param {string} what @param {() => boolean} [already]
+     * @returns {Promise<import('../index').CacheEvent | null>}
+     */
+    waitEvent(pred, ms, what, already) {
+      const arrived = wait(pred)
+      if (already && already()) {
+        waiting = waiting.filter((w) => w.pred !== pred)
+        return Promise.resolve(null)
+      }
+      /** @type {NodeJS.Timeout | undefined} */
+      let timer
+      const guard = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          waiting = waiting.filter((w) => w.pred !== pred)
+          reject(new Error(`timed out after ${ms} ms waiting for ${what}; the last events: ${JSON.stringify(events.slice(-8))}`))
+        }, ms)
+      })
+      return Promise.race([arrived, guard]).finally(() => clearTimeout(timer))
     },
   }
 }

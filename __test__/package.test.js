@@ -93,7 +93,10 @@ test('the main tarball holds the JavaScript, types and CLI, and no binary; the p
     .filter((d) => d.isFile() && d.name.endsWith('.js'))
     .map((d) => path.relative(ROOT, path.join(d.parentPath ?? d.path, d.name)).split(path.sep).join('/'))
   assert.ok(cli.includes('cli/commands/export.js') && cli.includes('cli/lib/options.js'), cli.join(', '))
-  for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/pattern-cache.js', ...cli]) {
+  // The entry's own modules: lib/*.js.
+  const lib = fs.readdirSync(path.join(ROOT, 'lib')).filter((f) => f.endsWith('.js')).map((f) => `lib/${f}`)
+  assert.ok(lib.includes('lib/args.js'), lib.join(', '))
+  for (const f of ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'bin/pattern-cache.js', ...cli, ...lib]) {
     assert.ok(mainFiles.includes(f), `${f} is packed: ${mainFiles.join(', ')}`)
   }
   for (const f of mainFiles) assert.doesNotMatch(f, /\.node$|^src\/|^__test__\/|^target\/|^benchmark\//, `${f} is not packed`)
@@ -200,7 +203,7 @@ const dir = require('node:fs').mkdtempSync(require('node:path').join(require('no
 /** @param {string} stdout */
 function checkProbe(stdout) {
   const out = JSON.parse(stdout)
-  assert.deepEqual({ ...out, binaries: undefined }, { id: 'x', embedding: [0.5, 1], f32: true, built: true, codes: 16, binaries: undefined })
+  assert.deepEqual({ ...out, binaries: undefined }, { id: 'x', embedding: [0.5, 1], f32: true, built: true, codes: require('../binding.js').errorCodes().length, binaries: undefined })
   assert.equal(out.binaries.length, 1, out.binaries.join())
   assert.equal(path.relative(fs.realpathSync(setup.project), fs.realpathSync(out.binaries[0])), path.join('node_modules', `pattern-cache-${suffix}`, /** @type {string} */ (binaryName)), 'loaded from the platform package')
 }

@@ -31,7 +31,7 @@ const path = require('node:path')
 const util = require('node:util')
 const { fork, spawn, spawnSync } = require('node:child_process')
 const { PatternCache } = require('../index.js')
-const { generatePatterns, expectedStored, byteOrder, tempDir, rng, mailbox } = require('./helpers.js')
+const { generatePatterns, expectedStored, byteOrder, tempDir, rng, mailbox, eventLog } = require('./helpers.js')
 const postgres = require('./postgres.js')
 const { answers, openRemote, remoteMetrics, runOp, plainPattern } = require('./remote-worker.js')
 
@@ -184,51 +184,6 @@ const agentConfig = (agentId, tag) => ({ agentId, type: 'generator', configJson:
  * @property {AnyEvent[]} events
  * @property {(pred: (e: AnyEvent) => boolean, ms: number, what: string, already?: () => boolean) => Promise<AnyEvent | null>} waitEvent
  */
-
-/**
- * Records events; waitEvent(pred, ms, what, already) resolves with the next
- * matching event after the call (or null at once when `already()` holds
- * once the wait is registered), and rejects after `ms` naming `what`.
- */
-function eventLog() {
-  /** @type {AnyEvent[]} */
-  const events = []
-  /** @type {Array<{ pred: (e: AnyEvent) => boolean, done: (e: AnyEvent) => void }>} */
-  let waiters = []
-  return {
-    events,
-    /** @param {unknown} e */
-    onEvent(e) {
-      const event = /** @type {AnyEvent} */ (e)
-      events.push(event)
-      for (const w of waiters.filter((x) => x.pred(event))) w.done(event)
-    },
-    /** @param {(e: AnyEvent) => boolean} pred @param {number} ms @param {string} what @param {() => boolean} [already] @returns {Promise<AnyEvent | null>} */
-    waitEvent(pred, ms, what, already) {
-      return new Promise((resolve, reject) => {
-        /** @type {{ pred: (e: AnyEvent) => boolean, done: (e: AnyEvent) => void }} */
-        const w = {
-          pred,
-          done: (e) => {
-            clearTimeout(timer)
-            waiters = waiters.filter((x) => x !== w)
-            resolve(e)
-          },
-        }
-        const timer = setTimeout(() => {
-          waiters = waiters.filter((x) => x !== w)
-          reject(new Error(`timed out after ${ms} ms waiting for ${what}; the last events: ${JSON.stringify(events.slice(-8))}`))
-        }, ms)
-        waiters.push(w)
-        if (already && already()) {
-          clearTimeout(timer)
-          waiters = waiters.filter((x) => x !== w)
-          resolve(null)
-        }
-      })
-    },
-  }
-}
 
 /**
  * Opens a replica (a fresh directory, or `dir` again); shut down after the test.
@@ -699,7 +654,7 @@ test('two instances on one dbPath share one syncer: remote writes reach both, an
   const gen1 = generation(b)
   await shared.waitEvent((e) => e.type === 'remote_synced' && e.toGeneration >= gen1, 30_000, 'the write on B, on the dbPath of A1 and A2', () => generation(a1) >= gen1 || generation(a2) >= gen1)
   for (const r of [a1, a2]) assert.deepStrictEqual(plainPattern(await r.cache.loadPattern(p1.id)), json(expectedStored(p1)), `${r.name} sees B's write`)
-  const syncers = [...new Set(shared.events.filter((e) => e.type === 'remote_synced').map((e) => e.instance))]
+  const syncers = [...new Set(shared.events.filter((e) => e.type === 'remote_synced').map((e) => /** @type {AnyEvent} */ (e).instance))]
   t.diagnostic(`remote_synced came from ${syncers.join(', ')}`)
   // A write through either instance: read-your-writes, and the other sees it.
   await a2.cache.storePattern(p2)

@@ -136,17 +136,8 @@ function tempDir(name) {
   return dir
 }
 
-/** Deterministic PRNG (mulberry32). @param {number} seed */
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// The tests' seeded PRNG (mulberry32): one copy for tests, torture and benchmark.
+const { rng } = require('../__test__/helpers.js')
 
 const DOMAINS = ['auth', 'payments', 'search', 'checkout', 'profile', 'billing', 'api', 'notifications']
 const TYPES = ['unit', 'integration', 'e2e', 'contract']

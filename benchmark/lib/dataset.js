@@ -29,17 +29,8 @@ const WORDS = [
   'result', 'toBe', 'toEqual', 'mock', 'request', 'response', 'status', 'page', 'click', 'fill',
 ]
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// mulberry32, the tests' seeded PRNG (floats in [0, 1)): one copy for tests, torture and benchmark.
+const { rng } = require('../../__test__/helpers.js')
 
 /** A seeded Fisher-Yates shuffle, in place. */
 function shuffle(xs, random) {

@@ -36,7 +36,7 @@ async function run(values, out, positionals) {
   if (!['migrate', 'sync', 'status'].includes(action)) throw usageError(`remote needs migrate, sync or status, got '${action}'`)
   const url = remoteUrl()
   if (action === 'migrate') {
-    const [from, to] = await require('../../binding.js').remoteMigrate(url)
+    const { fromVersion: from, toVersion: to } = await require('../..').migrateRemote(url)
     if (values.json) out.json({ ok: true, fromVersion: from, toVersion: to })
     else out.text(from === to ? `the remote schema is at version ${to}: nothing to do\n` : `migrated the remote schema from version ${from} to ${to}\n`)
     return EXIT.OK
@@ -48,7 +48,7 @@ async function run(values, out, positionals) {
     else out.text(`synced ${dbPath}: generation ${num(s.fromGeneration)} -> ${num(s.toGeneration)}, ${num(s.rowsApplied)} rows applied in ${s.duration.toFixed(1)} ms\n`)
     return EXIT.OK
   }
-  const [schemaVersion, remoteGeneration] = await require('../../binding.js').remoteProbe(url)
+  const { schemaVersion, generation: remoteGeneration } = await require('../..').probeRemote(url)
   const info = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false }, (c) => c.inspect())
   const doc = { dbPath, schemaVersion, remoteGeneration, generation: info.dbGeneration, lag: remoteGeneration - info.dbGeneration }
   if (values.json) out.json({ ok: true, ...doc })
