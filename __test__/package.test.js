@@ -203,7 +203,7 @@ const dir = require('node:fs').mkdtempSync(require('node:path').join(require('no
 /** @param {string} stdout */
 function checkProbe(stdout) {
   const out = JSON.parse(stdout)
-  assert.deepEqual({ ...out, binaries: undefined }, { id: 'x', embedding: [0.5, 1], f32: true, built: true, codes: require('../binding.js').errorCodes().length, binaries: undefined })
+  assert.deepEqual({ ...out, binaries: undefined }, { id: 'x', embedding: [0.5, 1], f32: true, built: true, codes: require(path.join(ROOT, 'binding.js')).errorCodes().length, binaries: undefined })
   assert.equal(out.binaries.length, 1, out.binaries.join())
   assert.equal(path.relative(fs.realpathSync(setup.project), fs.realpathSync(out.binaries[0])), path.join('node_modules', `pattern-cache-${suffix}`, /** @type {string} */ (binaryName)), 'loaded from the platform package')
 }
