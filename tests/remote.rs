@@ -297,6 +297,7 @@ fn against_a_real_postgres() {
     a_server_that_goes_away(&server);
     writes_under_network_faults(&server);
     a_restored_bank_resets_its_replicas(&server);
+    pruning_resets_the_replicas_below_the_floor(&server);
     drop(server);
     tls(bin);
 }
@@ -820,4 +821,51 @@ fn next_reset(resets: &std::sync::mpsc::Receiver<String>) -> String {
     resets
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("a remote_reset event")
+}
+
+/// `prune` removes the tombstones and write records of older generations; a
+/// replica at the new floor goes on, one below it (which would miss the
+/// pruned deletes) resets to the bank.
+fn pruning_resets_the_replicas_below_the_floor(server: &Server) {
+    server.create_db("prune");
+    let url = server.url("prune", "postgres");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let (a, a_resets) = replica_noting_resets(dirs[0].path(), &url);
+    let stored = gen_inputs(41, 6, DIM);
+    a.store_patterns(&stored).expect("store");
+    let (b, _) = replica_noting_resets(dirs[1].path(), &url);
+    b.sync_remote().expect("b syncs");
+    b.shutdown();
+    assert!(a.delete_pattern(&stored[0].id).expect("delete"));
+    assert!(a.delete_pattern(&stored[1].id).expect("delete"));
+    let tombstones = || server.psql("prune", "SELECT count(*) FROM pattern_cache.patterns WHERE deleted");
+    assert_eq!(tombstones(), "2");
+    let kept =
+        pattern_cache::remote::prune(&url, std::time::Duration::from_secs(3600)).expect("prune, keeping an hour");
+    assert_eq!(
+        (kept.floor, kept.tombstones, kept.writes),
+        (0, 0, 0),
+        "nothing is an hour old"
+    );
+    let pruned = pattern_cache::remote::prune(&url, std::time::Duration::ZERO).expect("prune everything");
+    assert_eq!(pruned.floor, 3);
+    assert_eq!(pruned.tombstones, 2);
+    assert_eq!(pruned.writes, 2, "the records below the floor; the floor's own stays");
+    assert_eq!(tombstones(), "0");
+    assert_eq!(a.sync_remote().expect("a at the floor").reset, None);
+    assert!(a_resets.try_recv().is_err());
+    let (b, b_resets) = replica_noting_resets(dirs[1].path(), &url);
+    b.sync_remote().expect("b below the floor");
+    let why = next_reset(&b_resets);
+    assert!(why.contains("below the bank's prune floor 3"), "{why}");
+    let all = PatternFilter::default();
+    assert_eq!(b.query(&all).expect("b"), a.query(&all).expect("a"));
+    assert_eq!(
+        b.query(&all).expect("b").len(),
+        4,
+        "the pruned deletes are deletes on b too"
+    );
+    for r in [a, b] {
+        r.shutdown();
+    }
 }

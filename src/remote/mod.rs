@@ -285,6 +285,44 @@ pub fn migrate(url: &str) -> Result<(i64, i64)> {
     }))
 }
 
+/// What `prune` removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// The bank's prune floor now.
+    pub floor: u64,
+    /// Tombstones (patterns and agent configs) removed.
+    pub tombstones: u64,
+    /// Write records removed.
+    pub writes: u64,
+}
+
+/// `pattern-cache remote prune --keep <duration>`: removes the tombstones and
+/// write records of the generations written more than `keep` ago; replicas
+/// below the new floor reset to the bank at their next pass. Run as the
+/// schema's owner (it deletes rows).
+pub fn prune(url: &str, keep: Duration) -> Result<Pruned> {
+    let target = Target::parse(url)?;
+    let rt = crate::runtime::required()?;
+    rt.block_on(timed(&target, async {
+        let client = target.connect(None).await?;
+        schema::ensure(&client, &target, false).await?;
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        let row = client
+            .query_typed_one(
+                &format!("SELECT * FROM {}.prune($1)", schema::SCHEMA),
+                &[(&keep_ms, tokio_postgres::types::Type::INT8)],
+            )
+            .await
+            .map_err(|e| target.error(&e))?;
+        let count = |i: usize| row.get::<_, i64>(i).max(0) as u64;
+        Ok(Pruned {
+            floor: count(0),
+            tombstones: count(1),
+            writes: count(2),
+        })
+    }))
+}
+
 /// `pattern-cache remote status`: the remote's schema version and
 /// generation, read without changing anything.
 pub fn probe(url: &str) -> Result<(i64, u64)> {

@@ -50,6 +50,8 @@ pub struct RemoteState {
     /// The bank's chain head at `generation`: sha256 over the keys of every
     /// write since the chain began (`None`: no keyed write yet).
     pub head: Option<[u8; 32]>,
+    /// Tombstones at or below this generation were pruned.
+    pub floor: i64,
 }
 
 impl RemoteState {
@@ -60,6 +62,7 @@ impl RemoteState {
         changed_at: i64,
         source_id: Vec<u8>,
         head: Vec<u8>,
+        floor: i64,
     ) -> Result<RemoteState> {
         let bad = |what: &str| Error::RemoteMismatch(format!("{}: state.{what}", target.describe()));
         Ok(RemoteState {
@@ -70,6 +73,7 @@ impl RemoteState {
                 0 => None,
                 _ => Some(head.try_into().map_err(|_| bad("head is not 32 bytes"))?),
             },
+            floor,
         })
     }
 }
@@ -98,6 +102,8 @@ pub enum Reset {
     GenerationGone { generation: u64 },
     /// The bank's chain head at the replica's generation is another.
     HistoryDiffers { generation: u64 },
+    /// The bank pruned the tombstones the replica would need to catch up.
+    BelowFloor { generation: u64, floor: u64 },
 }
 
 impl Reset {
@@ -110,6 +116,9 @@ impl Reset {
             Reset::GenerationGone { generation } => {
                 format!("the bank has no record of this replica's generation {generation} (restored from a backup)")
             }
+            Reset::BelowFloor { generation, floor } => format!(
+                "this replica's generation {generation} is below the bank's prune floor {floor} (its deletes since are pruned)"
+            ),
             Reset::HistoryDiffers { generation } => format!(
                 "the bank's history at generation {generation} is not this replica's (restored from a backup and written past it, or a clone)"
             ),
@@ -141,6 +150,13 @@ async fn divergence(
     let (bank, replica) = (remote.generation.max(0) as u64, local.generation);
     if bank < replica {
         return Ok(Some(Reset::BankBehind { bank, replica }));
+    }
+    let floor = remote.floor.max(0) as u64;
+    if replica < floor {
+        return Ok(Some(Reset::BelowFloor {
+            generation: replica,
+            floor,
+        }));
     }
     // A generation from before the chain began has nothing to compare.
     let Some(head) = local.head else {
@@ -242,12 +258,12 @@ pub fn last_pass(conn: &Connection) -> Result<Option<(i64, u64)>> {
 pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
     let row = client
         .query_typed_one(
-            &format!("SELECT generation, changed_at, source_id, head FROM {SCHEMA}.state WHERE singleton"),
+            &format!("SELECT generation, changed_at, source_id, head, floor FROM {SCHEMA}.state WHERE singleton"),
             &[],
         )
         .await
         .map_err(|e| target.error(&e))?;
-    RemoteState::from_columns(target, row.get(0), row.get(1), row.get(2), row.get(3))
+    RemoteState::from_columns(target, row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
 }
 
 /// The machine-wide lock one sync pass holds (released when dropped).

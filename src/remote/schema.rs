@@ -91,7 +91,9 @@ fn writes_in_one_call() -> String {
         "ALTER TABLE {s}.state
              ADD COLUMN head bytea   NOT NULL DEFAULT ''::bytea,
              ADD COLUMN live bigint  NOT NULL DEFAULT 0,
-             ADD COLUMN dim  integer;
+             ADD COLUMN dim  integer,
+             -- tombstones and write records at or below it were pruned (0: none)
+             ADD COLUMN floor bigint NOT NULL DEFAULT 0;
         UPDATE {s}.state SET
              live = (SELECT count(*) FROM {s}.patterns WHERE NOT deleted),
              dim = (SELECT length(embedding) / 4 FROM {s}.patterns WHERE NOT deleted LIMIT 1);
@@ -229,6 +231,32 @@ fn writes_in_one_call() -> String {
                updated_at = excluded.updated_at;
             RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
                 NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+        END $fn$;
+
+        -- Removes tombstones and write records of the generations written
+        -- more than p_keep_ms ago; the floor rises to the newest of them
+        -- (a replica below it resets to the bank at its next pass). Run by
+        -- the owner: it deletes rows.
+        CREATE FUNCTION {s}.prune(p_keep_ms bigint)
+        RETURNS TABLE (p_floor bigint, p_tombstones bigint, p_writes bigint) LANGUAGE plpgsql AS $fn$
+        DECLARE old_floor bigint; new_floor bigint; t1 bigint; t2 bigint; w bigint;
+        BEGIN
+            PERFORM {s}.lock_bank();
+            SELECT st.floor INTO old_floor FROM {s}.state st WHERE st.singleton;
+            SELECT max(wr.generation) INTO new_floor FROM {s}.writes wr WHERE wr.at <= {now_ms} - p_keep_ms;
+            IF new_floor IS NULL OR new_floor <= old_floor THEN
+                RETURN QUERY SELECT old_floor, 0::bigint, 0::bigint;
+                RETURN;
+            END IF;
+            DELETE FROM {s}.patterns p WHERE p.deleted AND p.generation <= new_floor;
+            GET DIAGNOSTICS t1 = ROW_COUNT;
+            DELETE FROM {s}.agent_configs c WHERE c.deleted AND c.generation <= new_floor;
+            GET DIAGNOSTICS t2 = ROW_COUNT;
+            -- The record at the floor stays: a replica there can still check its head.
+            DELETE FROM {s}.writes wr WHERE wr.generation < new_floor;
+            GET DIAGNOSTICS w = ROW_COUNT;
+            UPDATE {s}.state st SET floor = new_floor WHERE st.singleton;
+            RETURN QUERY SELECT new_floor, t1 + t2, w;
         END $fn$;
 
         CREATE FUNCTION {s}.delete_config(p_key bytea, p_agent_id text)

@@ -168,6 +168,7 @@ pub async fn call(client: &Client, target: &Target, key: &WriteKey, write: Write
         written.changed_at,
         std::mem::take(&mut written.source_id),
         std::mem::take(&mut written.head),
+        0,
     )?;
     let changes = written.changes(write).ok_or_else(|| {
         Error::RemoteMismatch(format!(
