@@ -1,5 +1,6 @@
 //! JavaScript-shaped mirrors of the core types and the conversions between
-//! them. Field names follow the contract (`pattern-cache.d.ts`).
+//! them. Field names follow the contract
+//! (`__test__/contract/pattern-cache.d.ts`).
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
