@@ -62,16 +62,20 @@ fn answer(
 
 /// The id argument as a `&str` in `buf`: no allocation on the hit path.
 fn read_id<'b>(env: &Env, id: &Unknown<'_>, buf: &'b mut [u8; MAX_ID_BYTES + 4]) -> napi::Result<&'b str> {
+    // N-API refuses only a value that is not a string: a bad argument.
+    let not_a_string = |_| js_error(env, &CoreError::InvalidArgument("id must be a string".into()));
     let mut len = 0usize;
     check_status!(unsafe {
         napi::sys::napi_get_value_string_utf8(env.raw(), id.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
-    })?;
+    })
+    .map_err(not_a_string)?;
     if len > MAX_ID_BYTES {
         // The buffer only held the start: ask for the whole length for the message.
         let mut full = 0usize;
         check_status!(unsafe {
             napi::sys::napi_get_value_string_utf8(env.raw(), id.raw(), std::ptr::null_mut(), 0, &mut full)
-        })?;
+        })
+        .map_err(not_a_string)?;
         let e = CoreError::InvalidArgument(format!("id is {full} bytes, more than {MAX_ID_BYTES}"));
         return Err(js_error(env, &e));
     }

@@ -41,12 +41,20 @@ impl NativePatternCache {
 
     /// `kind` is "domain", "type" or "framework".
     #[napi(ts_return_type = "Promise<StoredPattern[]>")]
-    pub fn load_by(&self, kind: String, name: String) -> napi::Result<AsyncTask<Job<Vec<crate::Pattern>, RawJs>>> {
+    pub fn load_by(
+        &self,
+        env: Env,
+        kind: String,
+        name: String,
+    ) -> napi::Result<AsyncTask<Job<Vec<crate::Pattern>, RawJs>>> {
         let kind = match kind.as_str() {
             "domain" => IndexKind::Domain,
             "type" => IndexKind::Type,
             "framework" => IndexKind::Framework,
-            _ => return Err(napi::Error::new(Status::InvalidArg, format!("unknown index '{kind}'"))),
+            other => {
+                let e = CoreError::InvalidArgument(format!("unknown index '{other}'"));
+                return Err(js_error(&env, &e));
+            }
         };
         Ok(self.run_patterns(move |c| c.load_by(kind, &name), |b, ps| patterns(b, ps)))
     }

@@ -36,7 +36,8 @@ pub fn error_codes() -> Vec<&'static str> {
 /// error number, or panic when `errno` is absent; `step` "none" heals.
 #[cfg(feature = "fault-injection")]
 #[napi]
-pub fn inject_fault(step: String, errno: Option<i32>) -> napi::Result<()> {
+pub fn inject_fault(env: Env, step: String, errno: Option<i32>) -> napi::Result<()> {
+    use crate::error::Error as CoreError;
     use crate::faults::{set, Step};
     let step = match step.as_str() {
         "none" => None,
@@ -44,7 +45,10 @@ pub fn inject_fault(step: String, errno: Option<i32>) -> napi::Result<()> {
         "rebuild" => Some(Step::Rebuild),
         "write_records" => Some(Step::WriteRecords),
         "rename" => Some(Step::Rename),
-        other => return Err(napi::Error::new(Status::InvalidArg, format!("unknown step '{other}'"))),
+        other => {
+            let e = CoreError::InvalidArgument(format!("unknown step '{other}'"));
+            return Err(super::job::js_error(&env, &e));
+        }
     };
     set(step.map(|s| (s, errno)));
     Ok(())
