@@ -35,26 +35,22 @@ pub struct JsRemoteConfig {
 }
 
 impl JsOpenConfig {
-    /// `into_core` without giving the options up.
-    pub fn core_input(&self) -> ConfigInput {
+    pub fn into_core(self) -> ConfigInput {
+        let remote = self.remote;
         ConfigInput {
-            db_path: self.db_path.clone(),
-            cache_path: self.cache_path.clone(),
+            db_path: self.db_path,
+            cache_path: self.cache_path,
             enabled: self.enabled,
             max_age_ms: self.max_age,
             check_interval_ms: self.check_interval,
             background_rebuild: self.background_rebuild,
             fallback_to_sqlite: self.fallback_to_sqlite,
             enable_metrics: self.enable_metrics,
-            remote_poll_interval_ms: self.remote.as_ref().and_then(|r| r.poll_interval),
-            remote_listen: self.remote.as_ref().and_then(|r| r.listen),
-            remote_timeout_ms: self.remote.as_ref().and_then(|r| r.timeout),
-            remote_url: self.remote.as_ref().map(|r| r.url.clone()),
+            remote_poll_interval_ms: remote.as_ref().and_then(|r| r.poll_interval),
+            remote_listen: remote.as_ref().and_then(|r| r.listen),
+            remote_timeout_ms: remote.as_ref().and_then(|r| r.timeout),
+            remote_url: remote.map(|r| r.url),
         }
-    }
-
-    pub fn into_core(self) -> ConfigInput {
-        self.core_input()
     }
 }
 

@@ -11,7 +11,7 @@ use super::build::Factories;
 use super::convert::{JsCacheEvent, JsOpenConfig};
 use super::job::{guarded, job, js_error, Job};
 use super::NativePatternCache;
-use crate::config::{Config, ConfigInput};
+use crate::config::Config;
 use crate::loader::{EventSink, LogSink, PatternCache};
 
 /// Opens the database and cache. `onEvent` is held weakly: it never keeps
@@ -49,7 +49,7 @@ pub fn try_open(
     if on_log.is_some() {
         return Ok(None);
     }
-    let input: ConfigInput = config.as_ref().map(JsOpenConfig::core_input).unwrap_or_default();
+    let input = config.map(JsOpenConfig::into_core).unwrap_or_default();
     let Ok(resolved) = Config::resolve(&input, &cwd()) else {
         return Ok(None); // open reports the error
     };
