@@ -9,6 +9,7 @@ use napi_derive::napi;
 use super::build::{Builder, RawJs};
 use super::convert::*;
 use super::job::{guarded, js_error, same, unit, Job};
+use super::results::*;
 use super::NativePatternCache;
 use crate::error::Error as CoreError;
 use crate::model::{IndexKind, Trigger};
@@ -165,14 +166,7 @@ impl NativePatternCache {
                 let outcome = c.sync_remote()?;
                 Ok((outcome, started.elapsed().as_secs_f64() * 1e3))
             },
-            |_, (o, ms)| {
-                Ok(JsSyncResult {
-                    from_generation: o.from_generation as f64,
-                    to_generation: o.to_generation as f64,
-                    rows_applied: o.rows_applied as f64,
-                    duration: ms,
-                })
-            },
+            |_, (o, ms)| Ok(JsSyncResult::new(o, ms)),
         )
     }
 

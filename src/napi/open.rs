@@ -8,8 +8,9 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use super::build::Factories;
-use super::convert::{JsCacheEvent, JsOpenConfig};
+use super::convert::JsOpenConfig;
 use super::job::{guarded, job, js_error, Job};
+use super::results::JsCacheEvent;
 use super::NativePatternCache;
 use crate::config::Config;
 use crate::loader::{EventSink, LogSink, PatternCache};
