@@ -181,6 +181,8 @@ export interface JsRemoteConfig {
   pollInterval?: number
   /** false: poll only, never LISTEN (pgbouncer in transaction mode). */
   listen?: boolean
+  /** ms one remote call may take before it is taken for lost (default 20,000). */
+  timeout?: number
 }
 
 export interface JsRemoteMetrics {
