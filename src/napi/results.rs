@@ -145,6 +145,7 @@ impl From<MetricsReport> for JsCacheMetrics {
 
 /// One CacheEvent; which fields are set depends on `type`.
 #[napi(object)]
+#[derive(Default)]
 pub struct JsCacheEvent {
     #[napi(js_name = "type")]
     pub event_type: String,
@@ -161,18 +162,7 @@ pub struct JsCacheEvent {
 
 impl From<CacheEvent> for JsCacheEvent {
     fn from(e: CacheEvent) -> Self {
-        let mut js = JsCacheEvent {
-            event_type: String::new(),
-            reason: None,
-            pattern_count: None,
-            duration_ms: None,
-            cache_file_size: None,
-            error: None,
-            detail: None,
-            from_generation: None,
-            to_generation: None,
-            rows_applied: None,
-        };
+        let mut js = JsCacheEvent::default();
         match e {
             CacheEvent::RebuildStarted { reason } => {
                 js.event_type = "rebuild_started".into();
@@ -225,6 +215,7 @@ impl From<CacheEvent> for JsCacheEvent {
 
 /// `inspect()`: the cache file and database as they are on disk now.
 #[napi(object)]
+#[derive(Default)]
 pub struct JsInspection {
     pub db_path: String,
     pub cache_path: String,
@@ -255,18 +246,7 @@ impl From<crate::loader::Inspection> for JsInspection {
             db_generation: i.db_generation as f64,
             db_pattern_count: i.db_pattern_count as f64,
             max_age: i.max_age_ms as f64,
-            file_state: String::new(),
-            file_problem: None,
-            file_size: None,
-            format_version: None,
-            producer: None,
-            file_generation: None,
-            same_database: None,
-            file_pattern_count: None,
-            file_config_count: None,
-            embedding_dim: None,
-            written_at: None,
-            content_changed_at: None,
+            ..Default::default()
         };
         match i.file {
             FileState::Missing => js.file_state = "missing".into(),
