@@ -4,23 +4,23 @@
 //! # Thread policy
 //!
 //! A call on the libuv thread pool never blocks the event loop but costs a
-//! thread hop and a promise tick (tens of microseconds); a call on the
-//! JavaScript thread costs neither but stops the whole process while it runs.
-//! A cache hit takes a few microseconds, so the hop would be most of its
-//! cost. Hence:
+//! thread hop and a promise tick; a call on the JavaScript thread costs
+//! neither but stops the whole process while it runs. A cache hit costs
+//! less than the hop. Hence:
 //!
 //! * Everything that may wait (a lock, SQLite, the remote, the disk) or run
 //!   long runs on the pool: the async methods (`methods.rs`) and `open`.
 //! * The `try*` methods here answer on this thread only what cannot wait and
 //!   is small: tier 1 must answer without a database check (the core's
-//!   `try_cached` / `try_peek` say `None` when a freshness check is due, the
-//!   file has expired or the overlay is behind); a result holds at most
-//!   `FAST_MAX_RESULTS` patterns; a search scans at most `FAST_SEARCH_FLOATS`
-//!   floats. With the cache disabled, `tryLoadPattern` reads SQLite here only
-//!   when the connection and the database are free (`try_sqlite_now` never
-//!   waits). Otherwise they return `undefined` and index.js calls the async
-//!   method, which gives the same answer or the same error. `tryOpen`
-//!   (`open.rs`) applies the same rule to a second open.
+//!   `try_cached` / `try_peek` say `None` when no file is mapped, a
+//!   freshness check is due, the file has expired or the overlay is
+//!   behind); a result holds at most `FAST_MAX_RESULTS` patterns; a search
+//!   scans at most `FAST_SEARCH_FLOATS` floats. With the cache disabled,
+//!   `tryLoadPattern` reads SQLite here only when the connection and the
+//!   database are free (`try_sqlite_now` never waits). Otherwise they return
+//!   `undefined` and index.js calls the async method, which gives the same
+//!   answer or the same error. `tryOpen` (`open.rs`) applies the same rule
+//!   to a second open.
 //! * `markStale`, `getMetrics` and `closed` are synchronous in the public API
 //!   and only read or set the instance's state in memory; `scanFloor` (a
 //!   benchmark's measure) reads the mapped file here on purpose.
