@@ -17,8 +17,8 @@ export declare class NativePatternCache {
    */
   tryLoadPattern(id: unknown): StoredPattern | null | undefined
   /**
-   * `loadPatterns` on the JavaScript thread for up to 2,000 ids;
-   * `undefined` when only the full (async) call can answer.
+   * `loadPatterns` on the JavaScript thread for up to `FAST_MAX_RESULTS`
+   * ids; `undefined` when only the full (async) call can answer.
    */
   tryLoadPatterns(ids: Array<string>): Array<StoredPattern | null> | undefined
   /**
@@ -26,16 +26,6 @@ export declare class NativePatternCache {
    * only the full (async) call can answer.
    */
   tryQuery(filter: JsPatternFilter): StoredPattern[] | undefined
-  loadPattern(id: string): Promise<StoredPattern | null>
-  loadPatterns(ids: Array<string>): Promise<Array<StoredPattern | null>>
-  /** `kind` is "domain", "type" or "framework". */
-  loadBy(kind: string, name: string): Promise<StoredPattern[]>
-  query(filter: JsPatternFilter): Promise<StoredPattern[]>
-  /**
-   * The most similar patterns, best first, as `[patterns, scores]`;
-   * scanned on the thread pool.
-   */
-  searchSimilar(embedding: Float32Array, options?: JsSearchOptions | undefined | null): Promise<[StoredPattern[], number[]]>
   /**
    * `searchSimilar` on the JavaScript thread when tier 1 can answer
    * without the database and the scan is small (a thread hop would cost
@@ -47,6 +37,16 @@ export declare class NativePatternCache {
    * a search is measured against (benchmark only). `null` without a file.
    */
   scanFloor(): number | null
+  loadPattern(id: string): Promise<StoredPattern | null>
+  loadPatterns(ids: Array<string>): Promise<Array<StoredPattern | null>>
+  /** `kind` is "domain", "type" or "framework". */
+  loadBy(kind: string, name: string): Promise<StoredPattern[]>
+  query(filter: JsPatternFilter): Promise<StoredPattern[]>
+  /**
+   * The most similar patterns, best first, as `[patterns, scores]`;
+   * scanned on the thread pool.
+   */
+  searchSimilar(embedding: Float32Array, options?: JsSearchOptions | undefined | null): Promise<[StoredPattern[], number[]]>
   recordUsage(entry: JsUsageEntry): Promise<boolean>
   recordUsages(entries: Array<JsUsageEntry>): Promise<void>
   getStats(): Promise<JsPatternStats>

@@ -3,6 +3,10 @@
 //! a property-by-property object build through N-API (several times slower).
 //! The embedding goes over as an ArrayBuffer the factory views as a
 //! Float32Array, so it is a Float32Array of the caller's own realm.
+//!
+//! No core error arises here: an error of a build is N-API's own (a value
+//! it could not make) or the exception a factory threw, and reaches JS as
+//! napi gives it.
 
 use std::ptr;
 

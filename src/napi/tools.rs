@@ -1,0 +1,55 @@
+//! Functions that need no instance: the remote tools behind
+//! `pattern-cache remote ...`, the list of error codes, and (test builds
+//! only) fault injection.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::job::{job, Job};
+
+/// `pattern-cache remote migrate`: creates or migrates the remote schema;
+/// resolves with the version found and the version now.
+#[napi(ts_return_type = "Promise<number[]>")]
+pub fn remote_migrate(url: String) -> AsyncTask<Job<(i64, i64), Vec<f64>>> {
+    job(
+        move || crate::remote::migrate(&url),
+        |_, (a, b)| Ok(vec![a as f64, b as f64]),
+    )
+}
+
+/// `pattern-cache remote status`: resolves with [schema version, generation].
+#[napi(ts_return_type = "Promise<number[]>")]
+pub fn remote_probe(url: String) -> AsyncTask<Job<(i64, u64), Vec<f64>>> {
+    job(
+        move || crate::remote::probe(&url),
+        |_, (a, b)| Ok(vec![a as f64, b as f64]),
+    )
+}
+
+/// Every `code` an error from this package can carry (`ERROR_CODES` in JS).
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    crate::error::CODES.to_vec()
+}
+
+/// Test builds only (feature `fault-injection`): make a step fail with an OS
+/// error number, or panic when `errno` is absent; `step` "none" heals.
+#[cfg(feature = "fault-injection")]
+#[napi]
+pub fn inject_fault(env: Env, step: String, errno: Option<i32>) -> napi::Result<()> {
+    use crate::error::Error as CoreError;
+    use crate::faults::{set, Step};
+    let step = match step.as_str() {
+        "none" => None,
+        "read" => Some(Step::Read),
+        "rebuild" => Some(Step::Rebuild),
+        "write_records" => Some(Step::WriteRecords),
+        "rename" => Some(Step::Rename),
+        other => {
+            let e = CoreError::InvalidArgument(format!("unknown step '{other}'"));
+            return Err(super::job::js_error(&env, &e));
+        }
+    };
+    set(step.map(|s| (s, errno)));
+    Ok(())
+}
