@@ -261,6 +261,12 @@ export declare function remoteMigrate(url: string): Promise<number[]>
 export declare function remoteProbe(url: string): Promise<number[]>
 
 /**
+ * `pattern-cache remote prune --keep <duration>`: resolves with [floor,
+ * tombstones removed, write records removed]. `keep_ms` is checked in JS.
+ */
+export declare function remotePrune(url: string, keepMs: number): Promise<number[]>
+
+/**
  * `open` on this thread when the process has the database and the current
  * cache file open already (a second open): `null` when it would have to
  * wait or work (then index.js calls `open`).

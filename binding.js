@@ -840,4 +840,5 @@ module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.open = nativeBinding.open
 module.exports.remoteMigrate = nativeBinding.remoteMigrate
 module.exports.remoteProbe = nativeBinding.remoteProbe
+module.exports.remotePrune = nativeBinding.remotePrune
 module.exports.tryOpen = nativeBinding.tryOpen

@@ -360,6 +360,14 @@ export declare function migrateRemote(url: string): Promise<{ fromVersion: numbe
 /** The remote bank's schema version and generation, read without changing anything (`pattern-cache remote status`). */
 export declare function probeRemote(url: string): Promise<{ schemaVersion: number; generation: number }>
 
+/**
+ * Removes the tombstones and write records of the remote bank's generations written more than
+ * `keep` ms ago (`pattern-cache remote prune --keep`), and resolves with the bank's prune floor now
+ * and what was removed. Replicas below the floor reset to the bank at their next pass. Run as the
+ * schema's owner (it deletes rows).
+ */
+export declare function pruneRemote(url: string, options: { keep: number }): Promise<{ floor: number; tombstones: number; writes: number }>
+
 export declare class PatternCache {
   /**
    * Not for direct use: call `PatternCache.open()`. Throws TypeError.

@@ -344,4 +344,20 @@ async function probeRemote(url) {
   return { schemaVersion, generation }
 }
 
-module.exports = { PatternCache, PatternCacheError, ERROR_CODES, migrateRemote, probeRemote }
+/**
+ * Removes the tombstones and write records of the remote bank's generations
+ * written more than `keep` ms ago (`pattern-cache remote prune --keep`);
+ * replicas below the new floor reset to the bank at their next pass. Run as
+ * the schema's owner (it deletes rows).
+ */
+async function pruneRemote(url, options) {
+  checkString('INVALID_ARGUMENT', 'pruneRemote: url', url)
+  const keep = isPlainObject(options) ? options.keep : undefined
+  if (typeof keep !== 'number' || !Number.isFinite(keep) || keep < 0) {
+    fail('INVALID_ARGUMENT', `pruneRemote: options.keep must be a number of ms >= 0, got ${describe(keep)} ${String(keep)}`)
+  }
+  const [floor, tombstones, writes] = await native.remotePrune(url, keep)
+  return { floor, tombstones, writes }
+}
+
+module.exports = { PatternCache, PatternCacheError, ERROR_CODES, migrateRemote, probeRemote, pruneRemote }

@@ -459,6 +459,40 @@ test('pattern-cache remote migrate creates the schema in a fresh database, twice
   assert.notEqual(none.status, 0, 'remote migrate without PATTERN_CACHE_REMOTE_URL fails')
 })
 
+test('pattern-cache remote prune --keep removes old tombstones; a replica below the floor resets to the bank (remote_reset)', { skip }, async (t) => {
+  const db = await newDatabase('prune')
+  const remote = { url: server.url(db) }
+  const a = await openReplica(t, 'A', remote)
+  const b = await openReplica(t, 'B', remote)
+  const patterns = makePatterns(5, 71, 'prune')
+  await a.cache.storePatterns(patterns)
+  await b.cache.syncRemote()
+  await b.cache.shutdown()
+  assert.equal(await a.cache.deletePattern(patterns[0].id), true)
+  const cwd = fs.mkdtempSync(path.join(TMP, 'prune-'))
+  const cli = (/** @type {string[]} */ ...args) => spawnSync(process.execPath, [CLI, 'remote', ...args], { cwd, env: { ...process.env, PATTERN_CACHE_REMOTE_URL: server.url(db) }, encoding: 'utf8', timeout: 60_000 })
+  for (const bad of [['prune'], ['prune', '--keep', 'soon'], ['prune', '--keep', '-1d'], ['status', '--keep', '1d']]) {
+    const r = cli(...bad)
+    assert.notEqual(r.status, 0, `remote ${bad.join(' ')} is a usage error: ${r.stdout}`)
+  }
+  const kept = cli('prune', '--keep', '1d', '--json')
+  assert.equal(kept.status, 0, `prune --keep 1d: ${kept.stderr}`)
+  assert.deepEqual(JSON.parse(kept.stdout), { ok: true, floor: 0, tombstones: 0, writes: 0 }, 'nothing is a day old')
+  const all = cli('prune', '--keep', '0', '--json')
+  assert.equal(all.status, 0, `prune --keep 0: ${all.stderr}`)
+  assert.deepEqual(JSON.parse(all.stdout), { ok: true, floor: 2, tombstones: 1, writes: 1 })
+  assertNoSecret(kept.stdout + kept.stderr + all.stdout + all.stderr, 'remote prune output')
+  assert.equal((await server.query('SELECT count(*)::int AS n FROM pattern_cache.patterns WHERE deleted', [], db))[0].n, 0, 'the tombstone is gone')
+  // B was at generation 1, below the floor: it resets, and ends without the pruned delete's row.
+  const b2 = await openReplica(t, 'B again', remote, { dir: b.dir })
+  await b2.cache.syncRemote()
+  const reset = await b2.waitEvent((e) => e.type === 'remote_reset', 30_000, 'remote_reset on B', () => b2.events.some((e) => e.type === 'remote_reset'))
+  const event = reset ?? b2.events.find((e) => e.type === 'remote_reset')
+  assert.match(String(event?.reason), /below the bank's prune floor 2/)
+  assert.equal(await b2.cache.loadPattern(patterns[0].id), null, 'the delete reached B through the reset')
+  assert.deepEqual((await b2.cache.listPatterns({})).patterns.map((p) => p.id), (await a.cache.listPatterns({})).patterns.map((p) => p.id))
+})
+
 test('two replicas and a fresh one: every write lands everywhere; all reads, the model and the cache files agree', { skip }, async (t) => {
   const db = await newDatabase('converge')
   const remote = { url: server.url(db) }

@@ -29,6 +29,7 @@ const OPTIONS = {
   // --mmr takes an optional value (its lambda), which parseArgs cannot express: normalizeArgs() lifts it out first.
   mmr: { type: 'boolean' },
   remote: { type: 'boolean' },
+  keep: { type: 'string' },
 }
 /** The options every command takes. */
 const GLOBAL = ['db', 'cache', 'json', 'help', 'version']

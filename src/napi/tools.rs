@@ -26,6 +26,17 @@ pub fn remote_probe(url: String) -> AsyncTask<Job<(i64, u64), Vec<f64>>> {
     )
 }
 
+/// `pattern-cache remote prune --keep <duration>`: resolves with [floor,
+/// tombstones removed, write records removed]. `keep_ms` is checked in JS.
+#[napi(ts_return_type = "Promise<number[]>")]
+pub fn remote_prune(url: String, keep_ms: f64) -> AsyncTask<Job<crate::remote::Pruned, Vec<f64>>> {
+    let keep = std::time::Duration::from_millis(keep_ms.clamp(0.0, u64::MAX as f64) as u64);
+    job(
+        move || crate::remote::prune(&url, keep),
+        |_, p| Ok(vec![p.floor as f64, p.tombstones as f64, p.writes as f64]),
+    )
+}
+
 /// Every `code` an error from this package can carry (`ERROR_CODES` in JS).
 #[napi]
 pub fn error_codes() -> Vec<&'static str> {
