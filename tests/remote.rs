@@ -742,9 +742,12 @@ fn a_restored_bank_resets_its_replicas(server: &Server) {
     let beside = open(dirs[0].path(), |c| c.check_interval_ms = Some(0.0));
     assert_eq!(beside.query(&PatternFilter::default()).expect("query").len(), 16);
 
+    // Restored beside it, then swapped in: a replica reconnecting meanwhile
+    // must not find (and migrate) an empty database under the bank's name.
+    server.create_db("restored");
+    server.tool("pg_restore", "restored", &[dump.to_str().expect("path")]);
     server.psql("postgres", "DROP DATABASE restore WITH (FORCE)");
-    server.create_db("restore");
-    server.tool("pg_restore", "restore", &[dump.to_str().expect("path")]);
+    server.psql("postgres", "ALTER DATABASE restored RENAME TO restore");
     let bank = |r: &PatternCache| r.query(&PatternFilter::default()).expect("query");
     a.sync_remote().expect("a pass after the restore");
     let why = next_reset(&a_resets);
