@@ -3,8 +3,9 @@
 //! as its replica. Both local tiers keep serving reads from the replica
 //! exactly as without a remote; reads never wait on the network.
 //!
-//! * `connect`: the connection string, TLS (rustls), connections; the
-//!   password never leaves tokio-postgres's config.
+//! * `connect`: the connection string and connections; the password never
+//!   leaves tokio-postgres's config. `tls`: TLS by rustls, libpq's sslmodes.
+//! * `history`: the bank's chain of write keys, and when a replica resets.
 //! * `schema`: the remote tables and their migrations.
 //! * `writes`: one remote transaction per write, advancing the generation.
 //! * `rows`: remote rows validated like local writes.
@@ -13,10 +14,12 @@
 //!   and reconnects.
 
 pub mod connect;
+mod history;
 pub mod replica;
 pub mod rows;
 pub mod schema;
 pub mod syncer;
+mod tls;
 pub mod writes;
 
 use std::cell::Cell;

@@ -25,6 +25,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::connect::Target;
+pub use super::history::Reset;
+use super::history::{chain, divergence};
 use super::rows::{self, Change};
 use super::schema::SCHEMA;
 use crate::db::{queries, schema, Database, Generation};
@@ -89,96 +91,6 @@ pub struct SyncOutcome {
     /// Set when the pass reset the replica to the bank (its history was not
     /// the bank's), rather than moving it forward.
     pub reset: Option<Reset>,
-}
-
-/// Why a pass reset the replica to the bank: the bank's history is not the
-/// one the replica followed (restored from a backup, a failover that lost
-/// commits, a clone written on apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reset {
-    /// The bank is at a generation below the replica's.
-    BankBehind { bank: u64, replica: u64 },
-    /// The bank has no record of the replica's generation.
-    GenerationGone { generation: u64 },
-    /// The bank's chain head at the replica's generation is another.
-    HistoryDiffers { generation: u64 },
-    /// The bank pruned the tombstones the replica would need to catch up.
-    BelowFloor { generation: u64, floor: u64 },
-}
-
-impl Reset {
-    /// What the `remote_reset` event says.
-    pub fn describe(&self) -> String {
-        match self {
-            Reset::BankBehind { bank, replica } => format!(
-                "the bank is at generation {bank}, behind this replica's {replica} (restored from a backup, or a failover lost commits)"
-            ),
-            Reset::GenerationGone { generation } => {
-                format!("the bank has no record of this replica's generation {generation} (restored from a backup)")
-            }
-            Reset::BelowFloor { generation, floor } => format!(
-                "this replica's generation {generation} is below the bank's prune floor {floor} (its deletes since are pruned)"
-            ),
-            Reset::HistoryDiffers { generation } => format!(
-                "the bank's history at generation {generation} is not this replica's (restored from a backup and written past it, or a clone)"
-            ),
-        }
-    }
-}
-
-/// The bank's chain head after a write with `key` on top of `head`.
-pub fn chain(head: &[u8; 32], key: &[u8; 16]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    hash.update(head);
-    hash.update(key);
-    hash.finalize().into()
-}
-
-/// Whether the replica follows the bank's history: `None`, or why not. One
-/// look at the bank's write log, and none when the bank is where the
-/// replica is (an idle poll).
-async fn divergence(
-    client: &Client,
-    target: &Target,
-    local: &LocalReplica,
-    remote: &RemoteState,
-) -> Result<Option<Reset>> {
-    if local.bound_to.is_none() {
-        return Ok(None);
-    }
-    let (bank, replica) = (remote.generation.max(0) as u64, local.generation);
-    if bank < replica {
-        return Ok(Some(Reset::BankBehind { bank, replica }));
-    }
-    let floor = remote.floor.max(0) as u64;
-    if replica < floor {
-        return Ok(Some(Reset::BelowFloor {
-            generation: replica,
-            floor,
-        }));
-    }
-    // A generation from before the chain began has nothing to compare.
-    let Some(head) = local.head else {
-        return Ok(None);
-    };
-    let differs = Some(Reset::HistoryDiffers { generation: replica });
-    if bank == replica {
-        return Ok(if remote.head == Some(head) { None } else { differs });
-    }
-    let at: Option<Vec<u8>> = client
-        .query_typed_opt(
-            &format!("SELECT head FROM {SCHEMA}.writes WHERE generation = $1"),
-            &[(&(replica as i64), Type::INT8)],
-        )
-        .await
-        .map_err(|e| target.error(&e))?
-        .map(|r| r.get(0));
-    Ok(match at {
-        None => Some(Reset::GenerationGone { generation: replica }),
-        Some(h) if h[..] != head[..] => differs,
-        Some(_) => None,
-    })
 }
 
 /// The replica side of the local database.
