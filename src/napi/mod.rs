@@ -10,7 +10,8 @@
 //! * `open`: `open` and `tryOpen`.
 //! * `methods`: the instance's methods (async, and the few synchronous ones).
 //! * `fast`: the `try*` fast paths and the thread policy.
-//! * `tools`: `remoteMigrate`, `remoteProbe`, `errorCodes`, `injectFault`.
+//! * `tools`: `remoteMigrate`, `remoteProbe`, `remotePrune`, `errorCodes`,
+//!   `injectFault`.
 //! * `convert`: arguments (JS-shaped mirrors of the core's inputs);
 //!   `results`: what goes back (stats, metrics, events, ...); `build`:
 //!   patterns, made by index.js's factories.
