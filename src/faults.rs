@@ -41,6 +41,17 @@ impl Step {
         Step::Rename,
         Step::SyncDir,
     ];
+
+    /// The steps the Node tests break by name (`injectFault`).
+    pub fn parse(name: &str) -> Option<Step> {
+        Some(match name {
+            "read" => Step::Read,
+            "rebuild" => Step::Rebuild,
+            "write_records" => Step::WriteRecords,
+            "rename" => Step::Rename,
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(feature = "fault-injection")]

@@ -215,6 +215,11 @@ impl IndexKind {
         }
     }
 
+    /// The field named as the SQLite column (and JavaScript's filter key) names it.
+    pub fn parse(name: &str) -> Option<IndexKind> {
+        IndexKind::ALL.into_iter().find(|k| k.column() == name)
+    }
+
     /// The SQLite column holding this field.
     pub fn column(self) -> &'static str {
         match self {
@@ -346,6 +351,10 @@ mod tests {
     fn a_filter_matches_on_every_field_it_gives() {
         let p = pattern("auth", "unit", "jest");
         assert!(PatternFilter::default().matches(&p));
+        for kind in IndexKind::ALL {
+            assert_eq!(IndexKind::parse(kind.column()), Some(kind));
+        }
+        assert_eq!(IndexKind::parse("verdict"), None);
         for kind in IndexKind::ALL {
             let on = PatternFilter::on(kind, kind.key_of(&p));
             assert_eq!(on.fields().collect::<Vec<_>>(), [(kind, kind.key_of(&p))]);

@@ -48,14 +48,9 @@ impl NativePatternCache {
         kind: String,
         name: String,
     ) -> napi::Result<AsyncTask<Job<Vec<crate::Pattern>, RawJs>>> {
-        let kind = match kind.as_str() {
-            "domain" => IndexKind::Domain,
-            "type" => IndexKind::Type,
-            "framework" => IndexKind::Framework,
-            other => {
-                let e = CoreError::InvalidArgument(format!("unknown index '{other}'"));
-                return Err(js_error(&env, &e));
-            }
+        let Some(kind) = IndexKind::parse(&kind) else {
+            let e = CoreError::InvalidArgument(format!("unknown index '{kind}'"));
+            return Err(js_error(&env, &e));
         };
         Ok(self.run_patterns(move |c| c.load_by(kind, &name), |b, ps| patterns(b, ps)))
     }

@@ -52,14 +52,13 @@ pub fn inject_fault(env: Env, step: String, errno: Option<i32>) -> napi::Result<
     use crate::faults::{set, Step};
     let step = match step.as_str() {
         "none" => None,
-        "read" => Some(Step::Read),
-        "rebuild" => Some(Step::Rebuild),
-        "write_records" => Some(Step::WriteRecords),
-        "rename" => Some(Step::Rename),
-        other => {
-            let e = CoreError::InvalidArgument(format!("unknown step '{other}'"));
-            return Err(super::job::js_error(&env, &e));
-        }
+        name => match Step::parse(name) {
+            Some(step) => Some(step),
+            None => {
+                let e = CoreError::InvalidArgument(format!("unknown step '{name}'"));
+                return Err(super::job::js_error(&env, &e));
+            }
+        },
     };
     set(step.map(|s| (s, errno)));
     Ok(())
