@@ -31,9 +31,9 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
 
-/** A database of `count` patterns written by build B, copied for each build. */
+/** A database of `count` patterns written by build A (the older: B migrates its copy in the warm-up round), copied for each build. */
 async function makeData(dir) {
-  const { PatternCache } = require(path.resolve(b))
+  const { PatternCache } = require(path.resolve(a))
   const dbPath = path.join(dir, 'source.db')
   const cache = await PatternCache.open({ dbPath, cachePath: path.join(dir, 'source.pcache'), backgroundRebuild: false })
   let x = 12345
