@@ -183,6 +183,8 @@ export interface JsRemoteConfig {
   listen?: boolean
   /** ms one remote call may take before it is taken for lost (default 20,000). */
   timeout?: number
+  /** The PostgreSQL schema the bank lives in (default pattern_cache). */
+  schema?: string
 }
 
 export interface JsRemoteMetrics {
@@ -255,16 +257,16 @@ export declare function open(makePattern: () => unknown, makePatterns: () => unk
  * `pattern-cache remote migrate`: creates or migrates the remote schema;
  * resolves with the version found and the version now.
  */
-export declare function remoteMigrate(url: string): Promise<number[]>
+export declare function remoteMigrate(url: string, schema?: string | undefined | null): Promise<number[]>
 
 /** `pattern-cache remote status`: resolves with [schema version, generation]. */
-export declare function remoteProbe(url: string): Promise<number[]>
+export declare function remoteProbe(url: string, schema?: string | undefined | null): Promise<number[]>
 
 /**
  * `pattern-cache remote prune --keep <duration>`: resolves with [floor,
  * tombstones removed, write records removed]. `keep_ms` is checked in JS.
  */
-export declare function remotePrune(url: string, keepMs: number): Promise<number[]>
+export declare function remotePrune(url: string, schema: string | undefined | null, keepMs: number): Promise<number[]>
 
 /**
  * `open` on this thread when the process has the database and the current

@@ -114,6 +114,11 @@ export interface RemoteConfig {
    * before it is taken for lost; also the server's statement timeout. Default 20000.
    */
   timeout?: number
+  /**
+   * The PostgreSQL schema the bank lives in: a lower-case identifier (a-z, 0-9, _; not starting
+   * with a digit or pg_). One database can hold several banks, one per schema. Default 'pattern_cache'.
+   */
+  schema?: string
 }
 
 /** What `syncRemote()` did. */
@@ -355,10 +360,10 @@ export declare const ERROR_CODES: readonly ErrorCode[]
  * `pattern-cache remote migrate` does: forward-only, one transaction per migration, under an
  * advisory lock. Resolves with the schema version found and the version now.
  */
-export declare function migrateRemote(url: string): Promise<{ fromVersion: number; toVersion: number }>
+export declare function migrateRemote(url: string, options?: { schema?: string }): Promise<{ fromVersion: number; toVersion: number }>
 
 /** The remote bank's schema version and generation, read without changing anything (`pattern-cache remote status`). */
-export declare function probeRemote(url: string): Promise<{ schemaVersion: number; generation: number }>
+export declare function probeRemote(url: string, options?: { schema?: string }): Promise<{ schemaVersion: number; generation: number }>
 
 /**
  * Removes the tombstones and write records of the remote bank's generations written more than
@@ -366,7 +371,7 @@ export declare function probeRemote(url: string): Promise<{ schemaVersion: numbe
  * and what was removed. Replicas below the floor reset to the bank at their next pass. Run as the
  * schema's owner (it deletes rows).
  */
-export declare function pruneRemote(url: string, options: { keep: number }): Promise<{ floor: number; tombstones: number; writes: number }>
+export declare function pruneRemote(url: string, options: { keep: number; schema?: string }): Promise<{ floor: number; tombstones: number; writes: number }>
 
 export declare class PatternCache {
   /**

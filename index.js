@@ -326,21 +326,30 @@ class PatternCache {
   }
 }
 
+/** A remote tool's arguments checked: its `url`, and `options.schema` (returned: undefined for the default). */
+function remoteTool(what, url, options) {
+  checkString('INVALID_ARGUMENT', `${what}: url`, url)
+  if (isAbsent(options)) return undefined
+  if (!isPlainObject(options)) fail('INVALID_ARGUMENT', `${what}: options must be an object, got ${describe(options)}`)
+  checkOptional('INVALID_ARGUMENT', `${what}: options.schema`, options.schema, 'string')
+  return options.schema ?? undefined
+}
+
 /**
  * Creates or migrates the package's schema on the remote bank at `url` (what
  * `pattern-cache remote migrate` runs): resolves with the version found and
  * the version now.
  */
-async function migrateRemote(url) {
-  checkString('INVALID_ARGUMENT', 'migrateRemote: url', url)
-  const [fromVersion, toVersion] = await native.remoteMigrate(url)
+async function migrateRemote(url, options) {
+  const schema = remoteTool('migrateRemote', url, options)
+  const [fromVersion, toVersion] = await native.remoteMigrate(url, schema)
   return { fromVersion, toVersion }
 }
 
 /** The remote bank's schema version and generation, read without changing anything (`pattern-cache remote status`). */
-async function probeRemote(url) {
-  checkString('INVALID_ARGUMENT', 'probeRemote: url', url)
-  const [schemaVersion, generation] = await native.remoteProbe(url)
+async function probeRemote(url, options) {
+  const schema = remoteTool('probeRemote', url, options)
+  const [schemaVersion, generation] = await native.remoteProbe(url, schema)
   return { schemaVersion, generation }
 }
 
@@ -351,12 +360,12 @@ async function probeRemote(url) {
  * the schema's owner (it deletes rows).
  */
 async function pruneRemote(url, options) {
-  checkString('INVALID_ARGUMENT', 'pruneRemote: url', url)
+  const schema = remoteTool('pruneRemote', url, options)
   const keep = isPlainObject(options) ? options.keep : undefined
   if (typeof keep !== 'number' || !Number.isFinite(keep) || keep < 0) {
     fail('INVALID_ARGUMENT', `pruneRemote: options.keep must be a number of ms >= 0, got ${describe(keep)} ${String(keep)}`)
   }
-  const [floor, tombstones, writes] = await native.remotePrune(url, keep)
+  const [floor, tombstones, writes] = await native.remotePrune(url, schema, keep)
   return { floor, tombstones, writes }
 }
 

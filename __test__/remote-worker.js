@@ -29,7 +29,7 @@ const { DOMAINS, TYPES, FRAMEWORKS } = require('./helpers.js')
 
 /** What syncRemote() resolves with. @typedef {{ fromGeneration: number, toGeneration: number, rowsApplied: number, duration: number }} SyncResult */
 /** getMetrics().remote. @typedef {{ generation: number, remoteGeneration: number, lag: number, lastSyncAt: number, connected: boolean }} RemoteMetrics */
-/** The options of `remote`. @typedef {{ url: string, pollInterval?: number, listen?: boolean }} RemoteOptions */
+/** The options of `remote`. @typedef {import('../index').RemoteConfig} RemoteOptions */
 /**
  * The remote events (CacheEvent gains them).
  * @typedef {{ type: 'remote_synced', fromGeneration: number, toGeneration: number, rowsApplied: number } | { type: 'remote_unavailable', error: string }} RemoteEvent

@@ -493,6 +493,28 @@ test('pattern-cache remote prune --keep removes old tombstones; a replica below 
   assert.deepEqual((await b2.cache.listPatterns({})).patterns.map((p) => p.id), (await a.cache.listPatterns({})).patterns.map((p) => p.id))
 })
 
+test('remote.schema and --schema: a bank in a schema of its own beside the default one; a bad name is INVALID_ARGUMENT', { skip }, async (t) => {
+  const db = await newDatabase('schemas')
+  const cwd = fs.mkdtempSync(path.join(TMP, 'schemas-'))
+  const cli = (/** @type {string[]} */ ...args) => spawnSync(process.execPath, [CLI, 'remote', ...args], { cwd, env: { ...process.env, PATTERN_CACHE_REMOTE_URL: server.url(db) }, encoding: 'utf8', timeout: 60_000 })
+  const migrated = cli('migrate', '--schema', 'team_x', '--json')
+  assert.equal(migrated.status, 0, `remote migrate --schema team_x: ${migrated.stderr}`)
+  assert.equal(JSON.parse(migrated.stdout).fromVersion, 0)
+  const x = await openReplica(t, 'X', { url: server.url(db), schema: 'team_x' })
+  const d = await openReplica(t, 'default', { url: server.url(db) })
+  await x.cache.storePatterns(makePatterns(3, 81, 'x'))
+  await d.cache.storePatterns(makePatterns(2, 82, 'd'))
+  const status = cli('status', '--schema', 'team_x', '--db', path.join(cwd, 'replica.db'), '--json')
+  assert.equal(status.status, 0, `remote status --schema team_x: ${status.stderr}`)
+  assert.equal(JSON.parse(status.stdout).remoteGeneration, 1)
+  assert.equal((await x.cache.getStats()).patternCount, 3)
+  assert.equal((await d.cache.getStats()).patternCount, 2)
+  const schemas = await server.query("SELECT nspname FROM pg_namespace WHERE nspname IN ('team_x', 'pattern_cache') ORDER BY 1", [], db)
+  assert.deepEqual(schemas.map((r) => r.nspname), ['pattern_cache', 'team_x'])
+  await rejectsWith(() => PatternCache.open({ dbPath: path.join(cwd, 'bad.db'), remote: { url: server.url(db), schema: 'Team-X' } }), 'INVALID_ARGUMENT', 'a schema that is not a plain identifier')
+  assert.notEqual(cli('status', '--schema', 'pg_x').status, 0, 'the CLI refuses it too')
+})
+
 test('two replicas and a fresh one: every write lands everywhere; all reads, the model and the cache files agree', { skip }, async (t) => {
   const db = await newDatabase('converge')
   const remote = { url: server.url(db) }

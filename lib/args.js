@@ -150,7 +150,9 @@ function toNativeRemote(remote) {
   checkOptional(code, 'config.remote.pollInterval', remote.pollInterval, 'number')
   checkOptional(code, 'config.remote.listen', remote.listen, 'boolean')
   checkOptional(code, 'config.remote.timeout', remote.timeout, 'number')
-  return { url: remote.url, pollInterval: remote.pollInterval ?? undefined, listen: remote.listen ?? undefined, timeout: remote.timeout ?? undefined }
+  checkOptional(code, 'config.remote.schema', remote.schema, 'string')
+  const { url, pollInterval, listen, timeout, schema } = remote
+  return { url, pollInterval: pollInterval ?? undefined, listen: listen ?? undefined, timeout: timeout ?? undefined, schema: schema ?? undefined }
 }
 
 /** The options as the debug log may show them: never the remote's URL (it may hold a password). */

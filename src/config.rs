@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::FORMAT_VERSION;
+use crate::remote::schema::SchemaName;
 use crate::remote::RemoteConfig;
 
 pub const DEFAULT_MAX_AGE_MS: f64 = 3_600_000.0;
@@ -38,6 +39,8 @@ pub struct ConfigInput {
     pub remote_listen: Option<bool>,
     /// `remote.timeout`: ms one remote call may take before it is taken for lost.
     pub remote_timeout_ms: Option<f64>,
+    /// `remote.schema`: the PostgreSQL schema the bank lives in.
+    pub remote_schema: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +136,10 @@ impl Config {
 
 fn remote_option(input: &ConfigInput) -> Result<Option<RemoteConfig>> {
     let Some(url) = &input.remote_url else {
-        if input.remote_poll_interval_ms.is_some() || input.remote_listen.is_some() || input.remote_timeout_ms.is_some()
+        if input.remote_poll_interval_ms.is_some()
+            || input.remote_listen.is_some()
+            || input.remote_timeout_ms.is_some()
+            || input.remote_schema.is_some()
         {
             return Err(Error::InvalidArgument("remote.url is required with remote".into()));
         }
@@ -163,6 +169,10 @@ fn remote_option(input: &ConfigInput) -> Result<Option<RemoteConfig>> {
         poll_interval: poll,
         listen: input.remote_listen.unwrap_or(true),
         timeout,
+        schema: match &input.remote_schema {
+            Some(name) => SchemaName::parse(name)?,
+            None => SchemaName::default(),
+        },
     }))
 }
 

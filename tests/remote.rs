@@ -298,6 +298,7 @@ fn against_a_real_postgres() {
     writes_under_network_faults(&server);
     a_restored_bank_resets_its_replicas(&server);
     pruning_resets_the_replicas_below_the_floor(&server);
+    two_banks_in_one_database(&server);
     drop(server);
     tls(bin);
 }
@@ -498,10 +499,11 @@ fn a_row_only_role_works_after_migrate(server: &Server) {
         "ungranted",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC; REVOKE CREATE ON DATABASE ungranted FROM PUBLIC",
     );
-    let (from, to) = pattern_cache::remote::migrate(&server.url("granted", "postgres")).expect("migrate");
+    let (from, to) =
+        pattern_cache::remote::migrate(&server.url("granted", "postgres"), &Default::default()).expect("migrate");
     assert_eq!((from, to), (0, 2));
     assert_eq!(
-        pattern_cache::remote::migrate(&server.url("granted", "postgres")).expect("again"),
+        pattern_cache::remote::migrate(&server.url("granted", "postgres"), &Default::default()).expect("again"),
         (2, 2)
     );
     server.psql(
@@ -843,14 +845,15 @@ fn pruning_resets_the_replicas_below_the_floor(server: &Server) {
     assert!(a.delete_pattern(&stored[1].id).expect("delete"));
     let tombstones = || server.psql("prune", "SELECT count(*) FROM pattern_cache.patterns WHERE deleted");
     assert_eq!(tombstones(), "2");
-    let kept =
-        pattern_cache::remote::prune(&url, std::time::Duration::from_secs(3600)).expect("prune, keeping an hour");
+    let kept = pattern_cache::remote::prune(&url, &Default::default(), std::time::Duration::from_secs(3600))
+        .expect("prune, keeping an hour");
     assert_eq!(
         (kept.floor, kept.tombstones, kept.writes),
         (0, 0, 0),
         "nothing is an hour old"
     );
-    let pruned = pattern_cache::remote::prune(&url, std::time::Duration::ZERO).expect("prune everything");
+    let pruned =
+        pattern_cache::remote::prune(&url, &Default::default(), std::time::Duration::ZERO).expect("prune everything");
     assert_eq!(pruned.floor, 3);
     assert_eq!(pruned.tombstones, 2);
     assert_eq!(pruned.writes, 2, "the records below the floor; the floor's own stays");
@@ -869,6 +872,52 @@ fn pruning_resets_the_replicas_below_the_floor(server: &Server) {
         "the pruned deletes are deletes on b too"
     );
     for r in [a, b] {
+        r.shutdown();
+    }
+}
+
+/// `remote.schema`: two banks in one database, each in its own schema with
+/// its own notifications and migrations, never see each other's rows; a
+/// name that is not a plain identifier is refused before anything connects.
+fn two_banks_in_one_database(server: &Server) {
+    use pattern_cache::remote::schema::SchemaName;
+    server.create_db("shared");
+    let url = server.url("shared", "postgres");
+    for bad in ["", "Team", "1team", "pg_team", "team-a", "a;drop", &"x".repeat(64)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut input = base_input();
+        input.remote_url = Some(url.clone());
+        input.remote_schema = Some(bad.to_owned());
+        let e = pattern_cache::Config::resolve(&input, dir.path()).expect_err("refused");
+        assert_eq!(e.code(), "INVALID_ARGUMENT", "{bad}: {e}");
+    }
+    let team = |name: &str, dir: &Path| {
+        replica(dir, &url, |c| {
+            c.remote_schema = Some(name.to_owned());
+            c.remote_poll_interval_ms = Some(60_000.0);
+        })
+    };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let (a, b) = (team("team_a", dirs[0].path()), team("team_b", dirs[1].path()));
+    a.store_patterns(&gen_inputs(51, 4, DIM)).expect("store in team_a");
+    b.store_patterns(&gen_inputs(52, 3, 16))
+        .expect("store in team_b, another dimension");
+    let (_, at) = pattern_cache::remote::probe(&url, &SchemaName::parse("team_b").expect("name")).expect("probe");
+    assert_eq!(at, 1);
+    let a2 = team("team_a", dirs[2].path());
+    assert_eq!(a2.sync_remote().expect("sync").to_generation, 1);
+    let all = PatternFilter::default();
+    assert_eq!(a2.query(&all).expect("a2"), a.query(&all).expect("a"));
+    assert_eq!(a.query(&all).expect("a").len(), 4);
+    assert_eq!(b.query(&all).expect("b").len(), 3);
+    assert_eq!(
+        server.psql(
+            "shared",
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('team_a', 'team_b', 'pattern_cache')"
+        ),
+        "2"
+    );
+    for r in [a, b, a2] {
         r.shutdown();
     }
 }

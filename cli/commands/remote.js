@@ -9,7 +9,7 @@ const URL_ENV = 'PATTERN_CACHE_REMOTE_URL'
 
 const summary = 'the shared PostgreSQL bank: migrate its schema, sync this replica, status, prune'
 const args = '<migrate|sync|status|prune>'
-const options = ['keep']
+const options = ['keep', 'schema']
 const help = `Works with the remote named by the environment variable ${URL_ENV}
 (a libpq-style connection string; an environment variable, not an option, so
 the password never shows in the process list or shell history).
@@ -27,6 +27,9 @@ the password never shows in the process list or shell history).
             generations written more than <duration> ago (e.g. 30d, 12h,
             90m, 45s, 0); replicas below the new floor reset to the bank at
             their next sync. Run it as the schema's owner (it deletes rows).
+
+--schema <name> works on the bank in that PostgreSQL schema (default
+pattern_cache; one database can hold several banks).
 
 Exit code 3 with REMOTE_UNAVAILABLE when the remote cannot be reached.`
 
@@ -52,25 +55,25 @@ async function run(values, out, positionals) {
   const keep = action === 'prune' ? duration(values.keep) : 0
   const url = remoteUrl()
   if (action === 'prune') {
-    const p = await require('../..').pruneRemote(url, { keep })
+    const p = await require('../..').pruneRemote(url, { keep, schema: values.schema })
     if (values.json) out.json({ ok: true, ...p })
     else out.text(`pruned the remote below generation ${num(p.floor)}: ${num(p.tombstones)} tombstones and ${num(p.writes)} write records removed\n`)
     return EXIT.OK
   }
   if (action === 'migrate') {
-    const { fromVersion: from, toVersion: to } = await require('../..').migrateRemote(url)
+    const { fromVersion: from, toVersion: to } = await require('../..').migrateRemote(url, { schema: values.schema })
     if (values.json) out.json({ ok: true, fromVersion: from, toVersion: to })
     else out.text(from === to ? `the remote schema is at version ${to}: nothing to do\n` : `migrated the remote schema from version ${from} to ${to}\n`)
     return EXIT.OK
   }
   const { dbPath, cachePath } = paths(values)
   if (action === 'sync') {
-    const s = await withCache({ dbPath, cachePath, backgroundRebuild: false, remote: { url } }, (c) => c.syncRemote())
+    const s = await withCache({ dbPath, cachePath, backgroundRebuild: false, remote: { url, schema: values.schema } }, (c) => c.syncRemote())
     if (values.json) out.json({ ok: true, dbPath, ...s })
     else out.text(`synced ${dbPath}: generation ${num(s.fromGeneration)} -> ${num(s.toGeneration)}, ${num(s.rowsApplied)} rows applied in ${s.duration.toFixed(1)} ms\n`)
     return EXIT.OK
   }
-  const { schemaVersion, generation: remoteGeneration } = await require('../..').probeRemote(url)
+  const { schemaVersion, generation: remoteGeneration } = await require('../..').probeRemote(url, { schema: values.schema })
   const info = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false }, (c) => c.inspect())
   const doc = { dbPath, schemaVersion, remoteGeneration, generation: info.dbGeneration, lag: remoteGeneration - info.dbGeneration }
   if (values.json) out.json({ ok: true, ...doc })

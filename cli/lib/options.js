@@ -30,6 +30,7 @@ const OPTIONS = {
   mmr: { type: 'boolean' },
   remote: { type: 'boolean' },
   keep: { type: 'string' },
+  schema: { type: 'string' },
 }
 /** The options every command takes. */
 const GLOBAL = ['db', 'cache', 'json', 'help', 'version']

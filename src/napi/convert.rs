@@ -32,6 +32,8 @@ pub struct JsRemoteConfig {
     pub listen: Option<bool>,
     /// ms one remote call may take before it is taken for lost (default 20,000).
     pub timeout: Option<f64>,
+    /// The PostgreSQL schema the bank lives in (default pattern_cache).
+    pub schema: Option<String>,
 }
 
 impl JsOpenConfig {
@@ -49,6 +51,7 @@ impl JsOpenConfig {
             remote_poll_interval_ms: remote.as_ref().and_then(|r| r.poll_interval),
             remote_listen: remote.as_ref().and_then(|r| r.listen),
             remote_timeout_ms: remote.as_ref().and_then(|r| r.timeout),
+            remote_schema: remote.as_ref().and_then(|r| r.schema.clone()),
             remote_url: remote.map(|r| r.url),
         }
     }

@@ -13,6 +13,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::schema::SchemaName;
 use super::tls::{client_config, TlsMode};
 use crate::error::{Error, Result};
 
@@ -33,6 +34,8 @@ pub struct Target {
     description: String,
     /// The longest one call may take; the server is told the same.
     timeout: Duration,
+    /// The schema the bank lives in.
+    schema: SchemaName,
 }
 
 impl std::fmt::Debug for Target {
@@ -193,6 +196,7 @@ impl Target {
             tls,
             description,
             timeout: DEFAULT_TIMEOUT,
+            schema: SchemaName::default(),
         })
     }
 
@@ -200,6 +204,17 @@ impl Target {
     pub fn with_timeout(mut self, timeout: Duration) -> Target {
         self.timeout = timeout;
         self
+    }
+
+    /// This target with the bank in `schema`.
+    pub fn with_schema(mut self, schema: SchemaName) -> Target {
+        self.schema = schema;
+        self
+    }
+
+    /// The schema the bank lives in.
+    pub fn schema(&self) -> &SchemaName {
+        &self.schema
     }
 
     /// The longest one call may take before the remote is taken for unavailable.

@@ -10,7 +10,6 @@ use tokio_postgres::Client;
 
 use super::connect::Target;
 use super::replica::{LocalReplica, RemoteState};
-use super::schema::SCHEMA;
 use crate::error::Result;
 
 /// Why a pass reset the replica to the bank: the bank's history is not the
@@ -90,7 +89,7 @@ pub(super) async fn divergence(
     }
     let at: Option<Vec<u8>> = client
         .query_typed_opt(
-            &format!("SELECT head FROM {SCHEMA}.writes WHERE generation = $1"),
+            &format!("SELECT head FROM {}.writes WHERE generation = $1", target.schema()),
             &[(&(replica as i64), Type::INT8)],
         )
         .await

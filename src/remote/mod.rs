@@ -52,6 +52,8 @@ pub struct RemoteConfig {
     /// The longest one call may take (a write, a page, a connection) before
     /// the remote is taken for unavailable; also the server's statement timeout.
     pub timeout: Duration,
+    /// The schema the bank lives in.
+    pub schema: schema::SchemaName,
 }
 
 impl std::fmt::Debug for RemoteConfig {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for RemoteConfig {
             .field("poll_interval", &self.poll_interval)
             .field("listen", &self.listen)
             .field("timeout", &self.timeout)
+            .field("schema", &self.schema)
             .finish()
     }
 }
@@ -92,7 +95,9 @@ pub struct Remote {
 impl Remote {
     pub fn new(config: RemoteConfig, db_path: &Path) -> Result<Remote> {
         Ok(Remote {
-            target: Target::parse(&config.url)?.with_timeout(config.timeout),
+            target: Target::parse(&config.url)?
+                .with_timeout(config.timeout)
+                .with_schema(config.schema.clone()),
             config,
             db_path: db_path.to_owned(),
             writer: Mutex::new(None),
@@ -278,8 +283,8 @@ impl Remote {
 
 /// `pattern-cache remote migrate`: brings the remote schema to this
 /// release's version. Returns (version found, version now).
-pub fn migrate(url: &str) -> Result<(i64, i64)> {
-    let target = Target::parse(url)?;
+pub fn migrate(url: &str, schema: &schema::SchemaName) -> Result<(i64, i64)> {
+    let target = Target::parse(url)?.with_schema(schema.clone());
     let rt = crate::runtime::required()?;
     rt.block_on(timed(&target, async {
         let client = target.connect(None).await?;
@@ -303,8 +308,8 @@ pub struct Pruned {
 /// write records of the generations written more than `keep` ago; replicas
 /// below the new floor reset to the bank at their next pass. Run as the
 /// schema's owner (it deletes rows).
-pub fn prune(url: &str, keep: Duration) -> Result<Pruned> {
-    let target = Target::parse(url)?;
+pub fn prune(url: &str, schema: &schema::SchemaName, keep: Duration) -> Result<Pruned> {
+    let target = Target::parse(url)?.with_schema(schema.clone());
     let rt = crate::runtime::required()?;
     rt.block_on(timed(&target, async {
         let client = target.connect(None).await?;
@@ -312,7 +317,7 @@ pub fn prune(url: &str, keep: Duration) -> Result<Pruned> {
         let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
         let row = client
             .query_typed_one(
-                &format!("SELECT * FROM {}.prune($1)", schema::SCHEMA),
+                &format!("SELECT * FROM {}.prune($1)", target.schema()),
                 &[(&keep_ms, tokio_postgres::types::Type::INT8)],
             )
             .await
@@ -328,8 +333,8 @@ pub fn prune(url: &str, keep: Duration) -> Result<Pruned> {
 
 /// `pattern-cache remote status`: the remote's schema version and
 /// generation, read without changing anything.
-pub fn probe(url: &str) -> Result<(i64, u64)> {
-    let target = Target::parse(url)?;
+pub fn probe(url: &str, schema: &schema::SchemaName) -> Result<(i64, u64)> {
+    let target = Target::parse(url)?.with_schema(schema.clone());
     let rt = crate::runtime::required()?;
     rt.block_on(timed(&target, async {
         let client = target.connect(None).await?;

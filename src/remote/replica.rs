@@ -28,7 +28,6 @@ use super::connect::Target;
 pub use super::history::Reset;
 use super::history::{chain, divergence};
 use super::rows::{self, Change};
-use super::schema::SCHEMA;
 use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -170,7 +169,10 @@ pub fn last_pass(conn: &Connection) -> Result<Option<(i64, u64)>> {
 pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
     let row = client
         .query_typed_one(
-            &format!("SELECT generation, changed_at, source_id, head, floor FROM {SCHEMA}.state WHERE singleton"),
+            &format!(
+                "SELECT generation, changed_at, source_id, head, floor FROM {}.state WHERE singleton",
+                target.schema()
+            ),
             &[],
         )
         .await
@@ -367,8 +369,9 @@ fn pull_in_snapshot(
             client
                 .query_typed_one(
                     &format!(
-                        "SELECT (SELECT count(*) FROM {SCHEMA}.patterns WHERE generation > $1) \
-                         + (SELECT count(*) FROM {SCHEMA}.agent_configs WHERE generation > $1)"
+                        "SELECT (SELECT count(*) FROM {s}.patterns WHERE generation > $1) \
+                         + (SELECT count(*) FROM {s}.agent_configs WHERE generation > $1)",
+                        s = target.schema()
                     ),
                     &[(&since, Type::INT8)],
                 )
@@ -419,8 +422,8 @@ fn fetch_pages(
     since: i64,
     pages: &std::sync::mpsc::SyncSender<Result<Vec<(i64, Change)>>>,
 ) {
-    let patterns_sql = rows::changed_patterns_sql(PAGE_ROWS);
-    let configs_sql = rows::changed_configs_sql(PAGE_ROWS);
+    let patterns_sql = rows::changed_patterns_sql(target.schema(), PAGE_ROWS);
+    let configs_sql = rows::changed_configs_sql(target.schema(), PAGE_ROWS);
     for (sql, convert) in [
         (
             &patterns_sql,

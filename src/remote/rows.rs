@@ -5,7 +5,7 @@
 
 use tokio_postgres::Row;
 
-use super::schema::SCHEMA;
+use super::schema::SchemaName;
 use crate::error::{Error, Result};
 use crate::model::f32_bytes;
 use crate::model::{AgentConfig, AgentConfigInput, Pattern, PatternInput};
@@ -145,16 +145,16 @@ pub fn config(row: &Row) -> Result<Change> {
 }
 
 /// `SELECT` of the pattern rows changed after a generation, in keyset order.
-pub fn changed_patterns_sql(limit: i64) -> String {
+pub fn changed_patterns_sql(schema: &SchemaName, limit: i64) -> String {
     format!(
-        "SELECT {PATTERN_COLUMNS} FROM {SCHEMA}.patterns WHERE generation > $1 AND (generation, id) > ($2, $3) \
+        "SELECT {PATTERN_COLUMNS} FROM {schema}.patterns WHERE generation > $1 AND (generation, id) > ($2, $3) \
          ORDER BY generation, id LIMIT {limit}"
     )
 }
 
-pub fn changed_configs_sql(limit: i64) -> String {
+pub fn changed_configs_sql(schema: &SchemaName, limit: i64) -> String {
     format!(
-        "SELECT {CONFIG_COLUMNS} FROM {SCHEMA}.agent_configs WHERE generation > $1 AND (generation, agent_id) > ($2, $3) \
+        "SELECT {CONFIG_COLUMNS} FROM {schema}.agent_configs WHERE generation > $1 AND (generation, agent_id) > ($2, $3) \
          ORDER BY generation, agent_id LIMIT {limit}"
     )
 }

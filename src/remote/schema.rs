@@ -13,15 +13,74 @@ use tokio_postgres::Client;
 use super::connect::Target;
 use crate::error::{Error, Result};
 
-/// The schema the package owns on the remote.
-pub const SCHEMA: &str = "pattern_cache";
-/// The NOTIFY channel: the payload is the new generation.
-pub const CHANNEL: &str = "pattern_cache";
-/// pg_advisory_xact_lock key for migrations ("pcmigrat" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7063_6d69_6772_6174;
+/// The PostgreSQL schema a bank lives in (`remote.schema`; by default
+/// `pattern_cache`). One database can hold several banks, one per schema.
+/// Validated once into this type: a plain lower-case identifier, so it is
+/// written into SQL as it is, never quoted or escaped. Its NOTIFY channel
+/// and its migration lock follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaName(String);
 
-fn migrations() -> Vec<String> {
-    let s = SCHEMA;
+impl SchemaName {
+    pub const DEFAULT: &'static str = "pattern_cache";
+
+    pub fn parse(name: &str) -> Result<SchemaName> {
+        let ok = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !name.starts_with("pg_");
+        if !ok {
+            return Err(Error::InvalidArgument(format!(
+                "remote.schema must be a lower-case identifier (a-z, 0-9, _; 1 to 63 characters; not starting with a digit or pg_), got '{}'",
+                name.escape_debug()
+            )));
+        }
+        Ok(SchemaName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The NOTIFY channel: the payload is the new generation.
+    pub fn channel(&self) -> &str {
+        &self.0
+    }
+
+    /// pg_advisory_xact_lock key for this schema's migrations: "pcmigrat" in
+    /// ASCII for the default (as before there was a choice), else derived
+    /// from the name.
+    pub fn migration_lock(&self) -> i64 {
+        if self.0 == Self::DEFAULT {
+            return 0x7063_6d69_6772_6174;
+        }
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::new()
+            .chain_update(b"pattern-cache migrations ")
+            .chain_update(self.0.as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        i64::from_le_bytes(first)
+    }
+}
+
+impl Default for SchemaName {
+    fn default() -> Self {
+        SchemaName(Self::DEFAULT.to_owned())
+    }
+}
+
+impl std::fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn migrations(schema: &SchemaName) -> Vec<String> {
+    let s = schema;
     vec![
         format!(
             "CREATE TABLE {s}.state (
@@ -64,7 +123,7 @@ fn migrations() -> Vec<String> {
         );
         CREATE INDEX agent_configs_by_generation ON {s}.agent_configs (generation, agent_id);"
         ),
-        writes_in_one_call(),
+        writes_in_one_call(schema),
     ]
 }
 
@@ -82,9 +141,9 @@ fn migrations() -> Vec<String> {
 /// SQLSTATEs of their own: `PCU01` an unknown id in a strict batch of uses
 /// (message: the id), `PCD01` another embedding dimension (message: the
 /// dimension held).
-fn writes_in_one_call() -> String {
-    let s = SCHEMA;
-    let c = CHANNEL;
+fn writes_in_one_call(schema: &SchemaName) -> String {
+    let s = schema;
+    let c = schema.channel();
     let now_ms = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
     let written = WRITTEN;
     format!(
@@ -287,15 +346,16 @@ const WRITTEN: &str =
 
 /// The remote schema version this release writes.
 pub fn latest_version() -> i64 {
-    migrations().len() as i64
+    migrations(&SchemaName::default()).len() as i64
 }
 
 /// The version the remote is at (0: no schema yet), read without locks or DDL.
 async fn version(client: &Client, target: &Target) -> Result<i64> {
+    let schema = target.schema();
     let exists: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("{SCHEMA}.schema_migrations")],
+            &[&format!("{schema}.schema_migrations")],
         )
         .await
         .map_err(|e| target.error(&e))?
@@ -304,7 +364,7 @@ async fn version(client: &Client, target: &Target) -> Result<i64> {
         return Ok(0);
     }
     let v: Option<i32> = client
-        .query_one(&format!("SELECT max(version) FROM {SCHEMA}.schema_migrations"), &[])
+        .query_one(&format!("SELECT max(version) FROM {schema}.schema_migrations"), &[])
         .await
         .map_err(|e| target.error(&e))?
         .get(0);
@@ -314,11 +374,12 @@ async fn version(client: &Client, target: &Target) -> Result<i64> {
 /// Checks the remote is at this release's version; migrates it when it is
 /// behind and `migrate` is allowed. Returns the version found.
 pub async fn ensure(client: &Client, target: &Target, migrate: bool) -> Result<i64> {
+    let schema = target.schema();
     let found = version(client, target).await?;
     let latest = latest_version();
     if found > latest {
         return Err(Error::RemoteMismatch(format!(
-            "the remote schema {SCHEMA} is at version {found}; this release knows up to {latest}: upgrade pattern-cache"
+            "the remote schema {schema} is at version {found}; this release knows up to {latest}: upgrade pattern-cache"
         )));
     }
     if found == latest {
@@ -326,7 +387,7 @@ pub async fn ensure(client: &Client, target: &Target, migrate: bool) -> Result<i
     }
     if !migrate {
         return Err(Error::Remote(format!(
-            "the remote schema {SCHEMA} is at version {found}; this release needs {latest}: run `pattern-cache remote migrate`"
+            "the remote schema {schema} is at version {found}; this release needs {latest}: run `pattern-cache remote migrate`"
         )));
     }
     run(client, target).await.map_err(|e| match e {
@@ -341,27 +402,29 @@ pub async fn ensure(client: &Client, target: &Target, migrate: bool) -> Result<i
 /// Runs every missing migration, each in its own transaction holding the
 /// migration lock (a second machine waits, then finds nothing to do).
 async fn run(client: &Client, target: &Target) -> Result<()> {
+    let schema = target.schema();
+    let lock = schema.migration_lock();
     let err = |e: tokio_postgres::Error| target.error(&e);
     client
         .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
-             CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-             CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations (
+            "BEGIN; SELECT pg_advisory_xact_lock({lock});
+             CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
                  version    integer     PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now());
              COMMIT;"
         ))
         .await
         .map_err(err)?;
-    for (i, step) in migrations().iter().enumerate() {
+    for (i, step) in migrations(schema).iter().enumerate() {
         let v = i as i32 + 1;
         let outcome = async {
             client
-                .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK});"))
+                .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({lock});"))
                 .await?;
             let done: bool = client
                 .query_one(
-                    &format!("SELECT EXISTS (SELECT 1 FROM {SCHEMA}.schema_migrations WHERE version = $1)"),
+                    &format!("SELECT EXISTS (SELECT 1 FROM {schema}.schema_migrations WHERE version = $1)"),
                     &[&v],
                 )
                 .await?
@@ -370,7 +433,7 @@ async fn run(client: &Client, target: &Target) -> Result<()> {
                 client.batch_execute(step).await?;
                 client
                     .execute(
-                        &format!("INSERT INTO {SCHEMA}.schema_migrations (version) VALUES ($1)"),
+                        &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
                         &[&v],
                     )
                     .await?;

@@ -149,7 +149,7 @@ fn run<H: Host>(
             let client = remote.connect_checked(h.database(), notified).await?;
             if remote.config.listen {
                 client
-                    .batch_execute(&format!("LISTEN {}", super::schema::CHANNEL))
+                    .batch_execute(&format!("LISTEN {}", remote.target().schema().channel()))
                     .await
                     .map_err(|e| remote.target().error(&e))?;
             }

@@ -19,7 +19,6 @@ use tokio_postgres::{Client, Row};
 use super::connect::Target;
 use super::replica::RemoteState;
 use super::rows::Change;
-use super::schema::SCHEMA;
 use crate::db::write::{other_dimension, unknown_use};
 pub use crate::db::Write;
 use crate::error::{Error, Result};
@@ -63,7 +62,7 @@ pub enum Called {
 /// Sends `write` as one call. A server error means it was not applied; a
 /// broken connection or a timeout (`RemoteUnavailable`) leaves it unknown.
 pub async fn call(client: &Client, target: &Target, key: &WriteKey, write: Write<'_>) -> Result<Called> {
-    let s = SCHEMA;
+    let s = target.schema();
     let key = &key[..];
     let rows = match write {
         Write::StorePatterns(patterns) => {
@@ -209,7 +208,7 @@ fn refused(target: &Target, e: &tokio_postgres::Error, write: Write<'_>) -> Resu
 pub async fn lookup(client: &Client, target: &Target, key: &WriteKey) -> Result<Option<i64>> {
     client
         .query_typed_opt(
-            &format!("SELECT generation FROM {SCHEMA}.writes WHERE key = $1"),
+            &format!("SELECT generation FROM {}.writes WHERE key = $1", target.schema()),
             &[(&&key[..], Type::BYTEA)],
         )
         .await
