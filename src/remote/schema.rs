@@ -146,6 +146,9 @@ fn writes_in_one_call(schema: &SchemaName) -> String {
     let c = schema.channel();
     let now_ms = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
     let written = WRITTEN;
+    // The answer of a write that returns nothing but its generation.
+    let written_plain = "RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head, \
+        NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];";
     format!(
         "ALTER TABLE {s}.state
              ADD COLUMN head bytea   NOT NULL DEFAULT ''::bytea,
@@ -272,8 +275,7 @@ fn writes_in_one_call(schema: &SchemaName) -> String {
              WHERE p.id = p_id;
             UPDATE {s}.state st SET live = st.live - 1, dim = CASE WHEN st.live - 1 > 0 THEN st.dim END
              WHERE st.singleton;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
-                NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+            {written_plain}
         END $fn$;
 
         CREATE FUNCTION {s}.store_config(p_key bytea, p_agent_id text, p_type text, p_config_json text,
@@ -288,8 +290,7 @@ fn writes_in_one_call(schema: &SchemaName) -> String {
             ON CONFLICT (agent_id) DO UPDATE SET generation = excluded.generation, deleted = false,
                type = excluded.type, config_json = excluded.config_json, version = excluded.version,
                updated_at = excluded.updated_at;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
-                NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+            {written_plain}
         END $fn$;
 
         -- Removes tombstones and write records of the generations written
@@ -330,8 +331,7 @@ fn writes_in_one_call(schema: &SchemaName) -> String {
             UPDATE {s}.agent_configs c SET deleted = true, generation = a.o_generation, type = NULL,
                    config_json = NULL, version = NULL, updated_at = NULL
              WHERE c.agent_id = p_agent_id;
-            RETURN QUERY SELECT a.o_generation, a.o_changed_at, a.o_source_id, a.o_head,
-                NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::bigint[];
+            {written_plain}
         END $fn$;"
     )
 }
