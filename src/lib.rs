@@ -44,12 +44,15 @@
 //! * `scheduler` runs rebuilds in the background (tokio): after writes,
 //!   invalidations and at 80% of `maxAge`, debounced and one at a time.
 //! * With a remote (`remote`, docs/REMOTE.md), PostgreSQL is the truth and
-//!   SQLite its replica: a write is one remote transaction (advancing the
-//!   remote generation), then applied locally before it resolves; the
-//!   syncer (`remote::syncer`, one per machine) and `syncRemote()` pull newer
-//!   rows and apply them in one local transaction pinned to the remote
-//!   generation (`remote::replica`), so from the loader's side a pass is one
-//!   more database change: overlay, rebuild and reads work as above.
+//!   SQLite its replica: a write is one call of a server-side function
+//!   (one transaction, advancing the remote generation and its chain head,
+//!   carrying a random key that makes it exactly-once), then applied
+//!   locally before it resolves; the syncer (`remote::syncer`, one per
+//!   machine) and `syncRemote()` pull newer rows and apply them in one local
+//!   transaction pinned to the remote generation (`remote::replica`), or
+//!   reset the replica when the bank's history is not its own
+//!   (`remote::history`), so from the loader's side a pass is one more
+//!   database change: overlay, rebuild and reads work as above.
 //! * Anything wrong with tier 1 (missing, corrupt, other major, too far
 //!   behind, unwritable directory) sends reads to SQLite; the reason is in
 //!   the metrics and in a `fallback` event.
