@@ -3,14 +3,66 @@
 //! bank's `writes` table; a replica keeps the head at its generation and
 //! every pass compares. A replica whose history is not the bank's (a
 //! restore, a failover that lost commits, a clone, or a prune past it)
-//! resets to the bank (`replica::pull`).
+//! resets to the bank (`replica::pull`). The bank's state row (generation,
+//! time, identity, head, prune floor) is read here too.
 
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::connect::Target;
-use super::replica::{LocalReplica, RemoteState};
-use crate::error::Result;
+use super::replica::LocalReplica;
+use crate::error::{Error, Result};
+
+/// The remote's state row, as one snapshot saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteState {
+    pub generation: i64,
+    pub changed_at: i64,
+    pub source_id: [u8; 16],
+    /// The bank's chain head at `generation`: sha256 over the keys of every
+    /// write since the chain began (`None`: no keyed write yet).
+    pub head: Option<[u8; 32]>,
+    /// Tombstones at or below this generation were pruned.
+    pub floor: i64,
+}
+
+impl RemoteState {
+    /// The state from the bank's columns, checked.
+    pub fn from_columns(
+        target: &Target,
+        generation: i64,
+        changed_at: i64,
+        source_id: Vec<u8>,
+        head: Vec<u8>,
+        floor: i64,
+    ) -> Result<RemoteState> {
+        let bad = |what: &str| Error::RemoteMismatch(format!("{}: state.{what}", target.describe()));
+        Ok(RemoteState {
+            generation,
+            changed_at,
+            source_id: source_id.try_into().map_err(|_| bad("source_id is not 16 bytes"))?,
+            head: match head.len() {
+                0 => None,
+                _ => Some(head.try_into().map_err(|_| bad("head is not 32 bytes"))?),
+            },
+            floor,
+        })
+    }
+}
+
+pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
+    let row = client
+        .query_typed_one(
+            &format!(
+                "SELECT generation, changed_at, source_id, head, floor FROM {}.state WHERE singleton",
+                target.schema()
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| target.error(&e))?;
+    RemoteState::from_columns(target, row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
 
 /// Why a pass reset the replica to the bank: the bank's history is not the
 /// one the replica followed (restored from a backup, a failover that lost

@@ -25,8 +25,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::connect::Target;
-pub use super::history::Reset;
 use super::history::{chain, divergence};
+pub use super::history::{read_state, RemoteState, Reset};
 use super::rows::{self, Change};
 use crate::db::{queries, schema, Database, Generation};
 use crate::error::{Error, Result};
@@ -41,43 +41,6 @@ const PAGE_ROWS: i64 = 1000;
 /// with that many changes anyway (the overlay holds up to 4,096 keys), so
 /// readers rebuild, and an initial sync costs about half as much.
 const QUIET_PASS_ROWS: i64 = 4096;
-
-/// The remote's state row, as one snapshot saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteState {
-    pub generation: i64,
-    pub changed_at: i64,
-    pub source_id: [u8; 16],
-    /// The bank's chain head at `generation`: sha256 over the keys of every
-    /// write since the chain began (`None`: no keyed write yet).
-    pub head: Option<[u8; 32]>,
-    /// Tombstones at or below this generation were pruned.
-    pub floor: i64,
-}
-
-impl RemoteState {
-    /// The state from the bank's columns, checked.
-    pub fn from_columns(
-        target: &Target,
-        generation: i64,
-        changed_at: i64,
-        source_id: Vec<u8>,
-        head: Vec<u8>,
-        floor: i64,
-    ) -> Result<RemoteState> {
-        let bad = |what: &str| Error::RemoteMismatch(format!("{}: state.{what}", target.describe()));
-        Ok(RemoteState {
-            generation,
-            changed_at,
-            source_id: source_id.try_into().map_err(|_| bad("source_id is not 16 bytes"))?,
-            head: match head.len() {
-                0 => None,
-                _ => Some(head.try_into().map_err(|_| bad("head is not 32 bytes"))?),
-            },
-            floor,
-        })
-    }
-}
 
 /// What a sync pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,20 +127,6 @@ pub fn last_pass(conn: &Connection) -> Result<Option<(i64, u64)>> {
     Ok(stmt
         .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
         .optional()?)
-}
-
-pub async fn read_state(client: &Client, target: &Target) -> Result<RemoteState> {
-    let row = client
-        .query_typed_one(
-            &format!(
-                "SELECT generation, changed_at, source_id, head, floor FROM {}.state WHERE singleton",
-                target.schema()
-            ),
-            &[],
-        )
-        .await
-        .map_err(|e| target.error(&e))?;
-    RemoteState::from_columns(target, row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
 }
 
 /// The machine-wide lock one sync pass holds (released when dropped).
