@@ -218,7 +218,7 @@ impl Remote {
                 }
                 // Applied by an earlier call whose answer was lost: the rows
                 // come with a pass.
-                Ok(Called::AlreadyApplied) => return self.sync(db).map(Some),
+                Ok(Called::AlreadyApplied) => return self.sync(db).or_else(|_| unmoved(db)).map(Some),
                 Err(Error::RemoteUnavailable(detail)) if sent.get() => {
                     if Instant::now() + pause >= deadline {
                         return Err(Error::RemoteOutcomeUnknown {
@@ -236,18 +236,10 @@ impl Remote {
             // The write is on the bank now: whatever fails locally from here
             // on is not the write's failure (the replica catches up at its
             // next pass).
-            return match self.apply_committed(db, &key, &committed) {
-                Ok(outcome) => Ok(Some(outcome)),
-                Err(_) => db.generation().map(|local| {
-                    Some(SyncOutcome {
-                        from_generation: local.generation,
-                        to_generation: local.generation,
-                        rows_applied: 0,
-                        local,
-                        reset: None,
-                    })
-                }),
-            };
+            return self
+                .apply_committed(db, &key, &committed)
+                .or_else(|_| unmoved(db))
+                .map(Some);
         }
     }
 
@@ -291,6 +283,19 @@ pub fn migrate(url: &str, schema: &schema::SchemaName) -> Result<(i64, i64)> {
         let found = schema::ensure(&client, &target, true).await?;
         Ok((found, schema::latest_version()))
     }))
+}
+
+/// The outcome of a write that is on the bank but not yet in the replica
+/// (its local step failed: the next pass brings it). The write succeeded;
+/// what fails locally from there on is not its failure.
+fn unmoved(db: &Database) -> Result<SyncOutcome> {
+    db.generation().map(|local| SyncOutcome {
+        from_generation: local.generation,
+        to_generation: local.generation,
+        rows_applied: 0,
+        local,
+        reset: None,
+    })
 }
 
 /// What `prune` removed.
