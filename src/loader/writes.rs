@@ -114,7 +114,13 @@ impl Inner {
         };
         match remote.write(&self.db, write) {
             Ok(Some(outcome)) => {
-                self.after_pass(&outcome, trigger);
+                if outcome.reset.is_some() {
+                    // The write's pass found another history and reset the
+                    // replica: as any pass that did (the write is in it).
+                    syncer::Host::synced(self, &outcome);
+                } else {
+                    self.after_pass(&outcome, trigger);
+                }
                 Ok(true)
             }
             Ok(None) => Ok(false),
