@@ -5,6 +5,7 @@
 // to Float32Array). Values themselves (ranges, sizes) are checked in Rust.
 
 const { PatternCacheError, fail } = require('./errors')
+const { decodeCursor } = require('./cursor')
 
 const isAbsent = (v) => v === undefined || v === null
 const describe = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v)
@@ -76,6 +77,45 @@ function toUsageEntry(id, outcome, what) {
   return { id, success: outcome.success ?? undefined, at: outcome.at ?? undefined }
 }
 
+/** recordUsages()'s entries, each checked as recordUsage's id and outcome. */
+function toUsageEntries(entries) {
+  if (!Array.isArray(entries)) fail('INVALID_ARGUMENT', `recordUsages: entries must be an array, got ${describe(entries)}`)
+  return entries.map((e, i) => {
+    if (!isPlainObject(e)) fail('INVALID_ARGUMENT', `recordUsages: entries[${i}] must be an object, got ${describe(e)}`)
+    return toUsageEntry(e.id, e, `recordUsages: entries[${i}]`)
+  })
+}
+
+/**
+ * A filter's fields checked (`what` names the object in messages; `strings`
+ * are its string fields, then `limit`), as the binding takes it.
+ */
+function toFilter(what, f, strings = ['domain', 'type', 'framework']) {
+  for (const key of strings) checkOptional('INVALID_ARGUMENT', `${what}.${key}`, f[key], 'string')
+  checkOptional('INVALID_ARGUMENT', `${what}.limit`, f.limit, 'number')
+  return { domain: f.domain ?? undefined, type: f.type ?? undefined, framework: f.framework ?? undefined, limit: f.limit ?? undefined }
+}
+
+/** query()'s filter. */
+function toQueryFilter(filter) {
+  if (!isPlainObject(filter)) fail('INVALID_ARGUMENT', `filter must be an object, got ${describe(filter)}`)
+  return toFilter('filter', filter)
+}
+
+/** listPatterns()'s request: its filter, and the id its cursor continues after (undefined for the first page). */
+function toPageRequest(request) {
+  const r = isAbsent(request) ? {} : request
+  if (!isPlainObject(r)) fail('INVALID_ARGUMENT', `listPatterns: request must be an object, got ${describe(r)}`)
+  const filter = toFilter('listPatterns: request', r, ['domain', 'type', 'framework', 'cursor'])
+  return { filter, after: isAbsent(r.cursor) ? undefined : decodeCursor(r.cursor) }
+}
+
+/** storePatterns()'s argument: every pattern checked and converted (all before any is written). */
+function toNativePatterns(patterns) {
+  if (!Array.isArray(patterns)) fail('INVALID_PATTERN', `patterns must be an array, got ${describe(patterns)}`)
+  return patterns.map(toNativePattern)
+}
+
 function toNativePattern(p, index) {
   const code = 'INVALID_PATTERN'
   const at = index === undefined ? 'pattern' : `patterns[${index}]`
@@ -113,6 +153,27 @@ function toNativePattern(p, index) {
     successCount: p.successCount ?? undefined,
     metadataJson,
   }
+}
+
+/** storeAgentConfig()'s entry, checked; only its five fields go on. */
+function toAgentConfig(config) {
+  const code = 'INVALID_AGENT_CONFIG'
+  if (!isPlainObject(config)) fail(code, `config must be an object, got ${describe(config)}`)
+  for (const key of ['agentId', 'type', 'configJson', 'version']) checkString(code, `config.${key}`, config[key])
+  if (typeof config.updatedAt !== 'number') fail(code, `config.updatedAt must be a number, got ${describe(config.updatedAt)}`)
+  const { agentId, type, configJson, version, updatedAt } = config
+  return { agentId, type, configJson, version, updatedAt }
+}
+
+const TRIGGERS = new Set(['pattern_stored', 'pattern_deleted', 'config_updated', 'schema_migration', 'manual', 'ttl_expired'])
+
+/** markStale()'s event, checked (it throws: markStale is synchronous). */
+function checkStaleEvent(event) {
+  const code = 'INVALID_ARGUMENT'
+  if (!isPlainObject(event)) fail(code, `event must be an object, got ${describe(event)}`)
+  if (!TRIGGERS.has(event.trigger)) fail(code, `event.trigger must be one of ${[...TRIGGERS].join(', ')}, got ${String(event.trigger)}`)
+  if (typeof event.requiresRebuild !== 'boolean') fail(code, `event.requiresRebuild must be a boolean, got ${describe(event.requiresRebuild)}`)
+  checkOptional(code, 'event.timestamp', event.timestamp, 'number')
 }
 
 function toNativeConfig(config) {
@@ -161,9 +222,20 @@ function loggable(options) {
   return { ...options, remote: { ...options.remote, url: '(redacted)' } }
 }
 
+/** As checkString, but returns the error (null when `v` is fine) instead of throwing it: for the read paths. */
 function guard(code, what, v) {
   if (typeof v !== 'string') return new PatternCacheError(code, `${what} must be a string, got ${describe(v)}`)
   return wellFormed(v) ? null : new PatternCacheError(code, `${what} is not well-formed Unicode (it has a lone surrogate)`)
+}
+
+/** loadPatterns()'s ids: the error of the first bad one, or null. */
+function guardIds(ids) {
+  if (!Array.isArray(ids)) return new PatternCacheError('INVALID_ARGUMENT', `ids must be an array, got ${describe(ids)}`)
+  for (let i = 0; i < ids.length; i++) {
+    const bad = guard('INVALID_ARGUMENT', `ids[${i}]`, ids[i])
+    if (bad) return bad
+  }
+  return null
 }
 
 module.exports = {
@@ -173,10 +245,17 @@ module.exports = {
   checkString,
   checkOptional,
   guard,
+  guardIds,
   loggable,
+  checkStaleEvent,
+  toAgentConfig,
   toNativeConfig,
   toNativePattern,
+  toNativePatterns,
+  toPageRequest,
+  toQueryFilter,
   toSearchOptions,
   toSearchVector,
+  toUsageEntries,
   toUsageEntry,
 }
