@@ -127,6 +127,8 @@ test('metricsPrometheus() with the cache disabled reports the sqlite tier; label
     await cache.shutdown()
   }
   assert.throws(() => cache.metricsPrometheus(), (/** @type {any} */ e) => e.code === 'CLOSED')
+  // The options are checked first, as every method checks its arguments before the instance.
+  assert.throws(() => cache.metricsPrometheus({ labels: { tier: 'x' } }), (/** @type {any} */ e) => e.code === 'INVALID_ARGUMENT')
 })
 
 test('pattern-cache status --prometheus prints the metrics and gauges of the files', () => {
