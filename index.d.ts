@@ -19,7 +19,8 @@ export interface TestPattern {
   /** At most 1 MiB of UTF-8. */
   content: string
   /**
-   * 1..16,384 finite numbers, all patterns of one database sharing one dimension.
+   * 1..16,384 numbers, each a finite float32 (NaN, ±Infinity and numbers that a Float32Array
+   * would round to ±Infinity are refused), all patterns of one database sharing one dimension.
    * Accepted as either; always returned as Float32Array.
    */
   embedding: Float32Array | number[]
@@ -409,7 +410,7 @@ export declare class PatternCache {
    * (the second term is 0 for the first pick; ties by id); each result's score is still the
    * metric's; the order is the picking order.
    * Sees this instance's writes at once and other processes' within checkInterval, on either tier.
-   * @throws INVALID_ARGUMENT: another dimension than the database's, a non-finite value, a zero
+   * @throws INVALID_ARGUMENT: another dimension than the database's, a value that is not a finite float32, a zero
    * vector under 'cosine', k or mmrLambda out of range, an unknown metric. An empty database gives [].
    */
   searchSimilar(embedding: Float32Array | number[], options?: PatternSearchOptions): Promise<PatternSearchResult[]>

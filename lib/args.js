@@ -27,21 +27,21 @@ function checkOptional(code, what, v, type) {
   }
 }
 
-/** The largest finite float32: a number beyond it would turn into Infinity in a Float32Array. */
-const FLOAT32_MAX = 3.4028234663852886e38
-
 /**
  * An embedding as a Float32Array: a Float32Array as it is (its values are
- * checked in Rust), a number[] checked element by element first (finite,
- * and within float32 range, which the conversion would otherwise turn into
- * Infinity). The one check for patterns and search queries alike.
+ * checked in Rust), a number[] checked element by element first. The one
+ * check for patterns and search queries alike: each element a number whose
+ * float32 (Math.fround, the conversion a Float32Array makes) is finite. So
+ * NaN and ±Infinity are refused, and so is a finite number the conversion
+ * would turn into ±Infinity (|x| >= 2^128 - 2^103, about 3.4028235677973366e38);
+ * one that rounds to the largest float32 (3.4028234663852886e38) is taken.
  */
 function toFloat32(embedding, code, what) {
   if (Array.isArray(embedding)) {
     for (let i = 0; i < embedding.length; i++) {
       const x = embedding[i]
       if (typeof x !== 'number') fail(code, `${what}[${i}] must be a number, got ${describe(x)}`)
-      if (!Number.isFinite(x) || Math.abs(x) > FLOAT32_MAX) fail(code, `${what}[${i}] is ${x}, not a finite float32`)
+      if (!Number.isFinite(Math.fround(x))) fail(code, `${what}[${i}] is ${x}, not a finite float32`)
     }
     return Float32Array.from(embedding)
   }
