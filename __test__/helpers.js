@@ -152,52 +152,67 @@ async function keepAliveUntil(promise) {
 }
 
 /**
- * Records a cache's events; `next(pred)` resolves on the next matching event
- * that arrives after the call.
+ * Records a cache's events (pass `onEvent` as the listener): `next(pred)`
+ * resolves on the next matching event that arrives after the call;
+ * `waitEvent(pred, ms, what, already)` does too, or resolves null at once
+ * when `already()` holds once the wait is registered, and rejects after `ms`
+ * (a guard, naming `what` and the last events). The one event recorder of the
+ * tests (and of the benchmark's remote group).
  */
 function eventLog() {
-  /** @type {Array<import('../index').CacheEvent>} */
+  /** @typedef {import('../index').CacheEvent} CacheEvent */
+  /** @typedef {{ pred: (e: CacheEvent) => boolean, resolve: (e: CacheEvent) => void }} Waiter */
+  /** @type {CacheEvent[]} */
   const events = []
-  /** @type {Array<{ pred: (e: import('../index').CacheEvent) => boolean, resolve: (e: import('../index').CacheEvent) => void }>} */
-  let waiting = []
-  /** @param {(e: import('../index').CacheEvent) => boolean} pred */
-  const wait = (pred) => new Promise((resolve) => waiting.push({ pred, resolve }))
+  /** @type {Set<Waiter>} */
+  const waiting = new Set()
+  /** A registered wait: `arrived` settles on the next matching event; `stop()` forgets it. @param {(e: CacheEvent) => boolean} pred */
+  const wait = (pred) => {
+    /** @type {Waiter} */
+    const waiter = { pred, resolve: () => {} }
+    /** @type {Promise<CacheEvent>} */
+    const arrived = new Promise((resolve) => {
+      waiter.resolve = resolve
+      waiting.add(waiter)
+    })
+    return { arrived, stop: () => waiting.delete(waiter) }
+  }
   return {
     events,
     /** @param {unknown} e */
     onEvent(e) {
-      const event = /** @type {import('../index').CacheEvent} */ (e)
+      const event = /** @type {CacheEvent} */ (e)
       events.push(event)
-      const ready = waiting.filter((w) => w.pred(event))
-      waiting = waiting.filter((w) => !w.pred(event))
-      for (const w of ready) w.resolve(event)
+      for (const w of [...waiting]) {
+        if (!w.pred(event)) continue
+        waiting.delete(w)
+        w.resolve(event)
+      }
     },
-    /** @param {(e: import('../index').CacheEvent) => boolean} pred */
+    /** @param {(e: CacheEvent) => boolean} pred */
     next(pred) {
-      return keepAliveUntil(wait(pred))
+      return keepAliveUntil(wait(pred).arrived)
     },
     /**
-     * The next matching event after the call, or null at once when
-     * `already()` holds once the wait is registered; rejects after `ms`
-     * (a guard, naming `what` and the last events).
-     * @param {(e: import('../index').CacheEvent) => boolean} pred @param {number} ms @param {string} what @param {() => boolean} [already]
-     * @returns {Promise<import('../index').CacheEvent | null>}
+     * @param {(e: CacheEvent) => boolean} pred @param {number} ms @param {string} what @param {() => boolean} [already]
+     * @returns {Promise<CacheEvent | null>}
      */
     waitEvent(pred, ms, what, already) {
-      const arrived = wait(pred)
+      const w = wait(pred)
       if (already && already()) {
-        waiting = waiting.filter((w) => w.pred !== pred)
+        w.stop()
         return Promise.resolve(null)
       }
       /** @type {NodeJS.Timeout | undefined} */
       let timer
+      /** @type {Promise<never>} */
       const guard = new Promise((_, reject) => {
         timer = setTimeout(() => {
-          waiting = waiting.filter((w) => w.pred !== pred)
+          w.stop()
           reject(new Error(`timed out after ${ms} ms waiting for ${what}; the last events: ${JSON.stringify(events.slice(-8))}`))
         }, ms)
       })
-      return Promise.race([arrived, guard]).finally(() => clearTimeout(timer))
+      return Promise.race([w.arrived, guard]).finally(() => clearTimeout(timer))
     },
   }
 }

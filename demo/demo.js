@@ -6,6 +6,8 @@
 
 const { performance } = require('node:perf_hooks')
 const { PatternCache } = require('..')
+// The seeded PRNG (mulberry32) of the tests, torture and benchmark: one copy.
+const { rng } = require('../__test__/helpers.js')
 
 const SEED_COUNT = 3000
 const DIM = 384
@@ -24,17 +26,6 @@ const SUBJECTS = {
   billing: ['prorates a plan change', 'issues an invoice PDF', 'handles a failed renewal', 'applies VAT reverse charge'],
   inventory: ['reserves stock on order', 'releases stock on cancel', 'reports low stock', 'syncs with the warehouse'],
   onboarding: ['shows the welcome tour', 'skips steps already done', 'sends the invite email', 'tracks completion'],
-}
-
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function seedPatterns(count) {

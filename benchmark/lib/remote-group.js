@@ -46,6 +46,8 @@ const { spawn, execFileSync } = require('node:child_process')
 const { performance } = require('node:perf_hooks')
 const { generate, rng, DIM } = require('./dataset')
 const { percentile, sleep, collect } = require('./measure')
+// The tests' event recorder: one copy for tests and benchmark.
+const { eventLog } = require('../../__test__/helpers.js')
 
 const DATA_ROOT = path.join(__dirname, '..', 'data')
 const HARNESS = path.join(__dirname, '..', '..', '__test__', 'postgres.js')
@@ -217,28 +219,20 @@ function cpuNow(server) {
 }
 const cpuSince = (a, b) => ({ self: b.self - a.self, children: b.children - a.children, server: b.server - a.server })
 
-/** An onEvent listener per instance, collecting its events; wait(type) resolves at the next (or a past) one. */
-function eventLog(tag, all) {
-  const events = []
-  const waiting = []
+/**
+ * An onEvent listener per instance over the tests' event recorder
+ * (__test__/helpers.js eventLog), also collecting into `all` tagged with the
+ * instance; wait(type) resolves at the next (or at once after a past) one.
+ */
+function instanceLog(tag, all) {
+  const log = eventLog()
   const onEvent = (e) => {
-    const at = performance.now()
-    events.push({ ...e, at })
+    log.onEvent(e)
     all.push({ tag, ...e })
-    for (const w of waiting.splice(0)) {
-      if (w.type === e.type) w.resolve(e)
-      else waiting.push(w)
-    }
   }
-  const wait = (type, timeoutMs = 60000) => {
-    const seen = events.find((e) => e.type === type)
-    if (seen) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${tag}: no ${type} event within ${timeoutMs / 1000} s`)), timeoutMs)
-      waiting.push({ type, resolve: (e) => (clearTimeout(timer), resolve(e)) })
-    })
-  }
-  return { onEvent, events, wait }
+  const wait = (type, timeoutMs = 60000) =>
+    log.waitEvent((e) => e.type === type, timeoutMs, `${tag}: a ${type} event`, () => log.events.some((e) => e.type === type))
+  return { onEvent, events: log.events, wait }
 }
 
 function samePattern(got, want, what) {
@@ -263,7 +257,7 @@ async function measureSync(ctx, env) {
   const url = server.url(bank)
 
   log(`\n== loading the bank: ${fmtN(size)} x ${DIM} through storePatterns (batches of ${fmtN(LOAD_BATCH)}, one writer replica)`)
-  const writerLog = eventLog('writer', events)
+  const writerLog = instanceLog('writer', events)
   const writer = await PatternCache.open({ dbPath: path.join(tmp, 'writer', 'patterns.db'), remote: { url }, backgroundRebuild: false, onEvent: writerLog.onEvent })
   const batchMs = []
   let bytes = 0
@@ -331,7 +325,7 @@ async function measureSync(ctx, env) {
       fs.mkdirSync(dir, { recursive: true })
       const dbPath = path.join(dir, 'patterns.db')
       const holder = flock ? await holdSyncerRole(dbPath) : null
-      const replicaLog = eventLog(`replica-${round}`, events)
+      const replicaLog = instanceLog(`replica-${round}`, events)
       let cache = null
       try {
         collect()
@@ -439,7 +433,7 @@ async function latencyBank(env) {
   const { server, tmp, PatternCache, events } = env
   const db = await server.createDatabase('latency')
   const url = server.url(db)
-  const seeder = await PatternCache.open({ dbPath: path.join(tmp, 'seeder', 'patterns.db'), remote: { url }, enabled: false, onEvent: eventLog('seeder', events).onEvent })
+  const seeder = await PatternCache.open({ dbPath: path.join(tmp, 'seeder', 'patterns.db'), remote: { url }, enabled: false, onEvent: instanceLog('seeder', events).onEvent })
   try {
     await seeder.storePatterns([...patterns(LATENCY_BANK)])
   } finally {
@@ -451,7 +445,7 @@ async function latencyBank(env) {
 /** A replica on `url` with `remote` options, opened and caught up by its own syncer's first pass. */
 async function openReplica(env, url, dir, remote, tag) {
   const { PatternCache, events, tmp } = env
-  const log = eventLog(tag, events)
+  const log = instanceLog(tag, events)
   const cache = await PatternCache.open({ dbPath: path.join(tmp, dir, 'patterns.db'), remote: { url, ...remote }, onEvent: log.onEvent })
   // The syncer's pass right after it connects (and LISTENs) moves the empty replica: then it is listening.
   await log.wait('remote_synced', 60000)
