@@ -95,6 +95,24 @@ test('--help lists every command and the exit codes; <command> --help describes 
   assert.equal(version.doc.version, require('../package.json').version)
 })
 
+test('the command line reaches the package only through its public entry (never binding.js)', () => {
+  const PACKAGE = path.resolve(__dirname, '..')
+  const files = ['bin/pattern-cache.js', ...fs.readdirSync(path.join(PACKAGE, 'cli'), { recursive: true, encoding: 'utf8' }).map((f) => path.join('cli', f))].filter((f) => f.endsWith('.js'))
+  let entries = 0
+  for (const file of files) {
+    const text = fs.readFileSync(path.join(PACKAGE, file), 'utf8')
+    for (const [, spec] of text.matchAll(/require\(\s*'([^']+)'\s*\)/g)) {
+      if (spec.startsWith('node:')) continue
+      const target = path.resolve(PACKAGE, path.dirname(file), spec)
+      const inside = target.startsWith(path.join(PACKAGE, 'cli') + path.sep)
+      const entry = target === PACKAGE || target === path.join(PACKAGE, 'index.js')
+      if (entry) entries++
+      assert.ok(inside || entry || target === path.join(PACKAGE, 'package.json'), `${file} requires '${spec}', which is neither cli/ nor the public entry`)
+    }
+  }
+  assert.ok(entries >= 1, 'the entry is required somewhere')
+})
+
 test('usage errors exit 2, with a JSON error document under --json', () => {
   const dir = dirFor('usage')
   assert.equal(cli([], { cwd: dir }).code, 2, 'no command')

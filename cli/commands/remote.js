@@ -3,7 +3,7 @@
 
 const { EXIT, CliError, usageError } = require('../lib/errors.js')
 const { num } = require('../lib/output.js')
-const { paths, withCache } = require('../lib/store.js')
+const { paths, withCache, loadPackage } = require('../lib/store.js')
 
 const URL_ENV = 'PATTERN_CACHE_REMOTE_URL'
 
@@ -55,13 +55,13 @@ async function run(values, out, positionals) {
   const keep = action === 'prune' ? duration(values.keep) : 0
   const url = remoteUrl()
   if (action === 'prune') {
-    const p = await require('../..').pruneRemote(url, { keep, schema: values.schema })
+    const p = await loadPackage().pruneRemote(url, { keep, schema: values.schema })
     if (values.json) out.json({ ok: true, ...p })
     else out.text(`pruned the remote below generation ${num(p.floor)}: ${num(p.tombstones)} tombstones and ${num(p.writes)} write records removed\n`)
     return EXIT.OK
   }
   if (action === 'migrate') {
-    const { fromVersion: from, toVersion: to } = await require('../..').migrateRemote(url, { schema: values.schema })
+    const { fromVersion: from, toVersion: to } = await loadPackage().migrateRemote(url, { schema: values.schema })
     if (values.json) out.json({ ok: true, fromVersion: from, toVersion: to })
     else out.text(from === to ? `the remote schema is at version ${to}: nothing to do\n` : `migrated the remote schema from version ${from} to ${to}\n`)
     return EXIT.OK
@@ -73,7 +73,7 @@ async function run(values, out, positionals) {
     else out.text(`synced ${dbPath}: generation ${num(s.fromGeneration)} -> ${num(s.toGeneration)}, ${num(s.rowsApplied)} rows applied in ${s.duration.toFixed(1)} ms\n`)
     return EXIT.OK
   }
-  const { schemaVersion, generation: remoteGeneration } = await require('../..').probeRemote(url, { schema: values.schema })
+  const { schemaVersion, generation: remoteGeneration } = await loadPackage().probeRemote(url, { schema: values.schema })
   const info = await withCache({ dbPath, cachePath, backgroundRebuild: false, enabled: false }, (c) => c.inspect())
   const doc = { dbPath, schemaVersion, remoteGeneration, generation: info.dbGeneration, lag: remoteGeneration - info.dbGeneration }
   if (values.json) out.json({ ok: true, ...doc })
