@@ -2,7 +2,9 @@
 // The argument checks of the JavaScript layer: a wrong type gets a coded
 // error (PatternCacheError) instead of a conversion message, and values are
 // converted to what the binding takes (metadata to JSON, number[] embeddings
-// to Float32Array). Values themselves (ranges, sizes) are checked in Rust.
+// to Float32Array). Values themselves (ranges, sizes) are checked in Rust,
+// but for a number[] embedding's float32 range, which its conversion would
+// hide (toFloat32).
 
 const { PatternCacheError, fail } = require('./errors')
 const { decodeCursor } = require('./cursor')
