@@ -26,6 +26,20 @@ function reject(e) {
   return Promise.reject(e)
 }
 
+/**
+ * `use(check())`, or a promise rejected with what `check` threw: the
+ * promise-returning methods never throw, whatever their arguments.
+ */
+function checked(check, use) {
+  let converted
+  try {
+    converted = check()
+  } catch (e) {
+    return reject(e)
+  }
+  return use(converted)
+}
+
 class PatternCache {
   #native
 
@@ -118,13 +132,7 @@ class PatternCache {
   }
 
   query(filter) {
-    let clean
-    try {
-      clean = args.toQueryFilter(filter)
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#query(clean, () => this.#native.query(clean))
+    return checked(() => args.toQueryFilter(filter), (clean) => this.#query(clean, () => this.#native.query(clean)))
   }
 
   /**
@@ -156,23 +164,11 @@ class PatternCache {
   }
 
   storePattern(pattern) {
-    let converted
-    try {
-      converted = args.toNativePattern(pattern)
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#native.storePatterns([converted])
+    return checked(() => args.toNativePattern(pattern), (converted) => this.#native.storePatterns([converted]))
   }
 
   storePatterns(patterns) {
-    let converted
-    try {
-      converted = args.toNativePatterns(patterns)
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#native.storePatterns(converted)
+    return checked(() => args.toNativePatterns(patterns), (converted) => this.#native.storePatterns(converted))
   }
 
   deletePattern(id) {
@@ -187,24 +183,12 @@ class PatternCache {
 
   /** usageCount + 1 (and successCount + 1 on success), lastUsed = max(lastUsed, at): one atomic UPDATE. */
   recordUsage(id, outcome) {
-    let entry
-    try {
-      entry = args.toUsageEntry(id, outcome, 'recordUsage')
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#native.recordUsage(entry)
+    return checked(() => args.toUsageEntry(id, outcome, 'recordUsage'), (entry) => this.#native.recordUsage(entry))
   }
 
   /** Many uses in one transaction; all or nothing. */
   recordUsages(entries) {
-    let converted
-    try {
-      converted = args.toUsageEntries(entries)
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#native.recordUsages(converted)
+    return checked(() => args.toUsageEntries(entries), (converted) => this.#native.recordUsages(converted))
   }
 
   getStats() {
@@ -213,17 +197,13 @@ class PatternCache {
 
   /** A page of patterns in id order; `cursor` (opaque) continues after the previous page. */
   listPatterns(request) {
-    let wanted
-    try {
-      wanted = args.toPageRequest(request)
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#native.listPatterns(wanted.filter, wanted.after).then(([patterns, more]) => {
-      const page = { patterns }
-      if (more && patterns.length > 0) page.cursor = encodeCursor(patterns[patterns.length - 1].id)
-      return page
-    })
+    return checked(() => args.toPageRequest(request), ({ filter, after }) =>
+      this.#native.listPatterns(filter, after).then(([patterns, more]) => {
+        const page = { patterns }
+        if (more && patterns.length > 0) page.cursor = encodeCursor(patterns[patterns.length - 1].id)
+        return page
+      }),
+    )
   }
 
   /** Every agent config, ordered by agentId (byte order). */
@@ -237,13 +217,7 @@ class PatternCache {
   }
 
   storeAgentConfig(config) {
-    let entry
-    try {
-      entry = args.toAgentConfig(config)
-    } catch (e) {
-      return reject(e)
-    }
-    return this.#native.storeAgentConfig(entry)
+    return checked(() => args.toAgentConfig(config), (entry) => this.#native.storeAgentConfig(entry))
   }
 
   markStale(event) {
